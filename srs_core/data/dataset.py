@@ -1,0 +1,180 @@
+"""Processed datasets on disk and the padded batches the models consume.
+
+A processed dataset directory (written by :mod:`srs_core.data.preprocess`) holds,
+for each split ``train`` and ``test``:
+
+``{split}_items.npy``    int32, the item ids (1..N) of every session, concatenated
+``{split}_offsets.npy``  int64, ``n_sessions + 1`` offsets into the items array
+``{split}_times.npy``    float64, each session's time (its last event, Unix seconds)
+
+plus ``stats.json`` (the dissertation's Table 3 statistics), ``meta.json``
+(source file, its size and sha256, parameters, library version) and
+``item_ids.txt`` (the raw id of item 1..N, one per line).
+
+Sessions are stored once; the augmented samples (dissertation Section 4.5.4,
+step 8) are derived: sample ``(s, p)`` uses the first ``p`` items of session
+``s`` as input and item ``p`` as the target, for ``p = 1 .. len(s) - 1``.
+Arrays are memory-mapped, so loading a MeLi-sized dataset is instant.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: sessions as a flat item array plus offsets."""
+
+    items: np.ndarray
+    offsets: np.ndarray
+    times: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def n_samples(self) -> int:
+        return int((self.lengths - 1).sum())
+
+    def sample_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """All augmented samples as ``(session, prefix_length)`` int64 arrays."""
+        lengths = self.lengths.astype(np.int64)
+        n_per = lengths - 1
+        sess = np.repeat(np.arange(self.n_sessions, dtype=np.int64), n_per)
+        # prefix length runs 1..len-1 inside each session
+        starts = np.repeat(np.cumsum(n_per) - n_per, n_per)
+        pos = np.arange(len(sess), dtype=np.int64) - starts + 1
+        return sess, pos
+
+
+@dataclass
+class Batch:
+    """A right-padded batch: ``items[b, :lengths[b]]`` is the prefix, 0 pads."""
+
+    items: torch.Tensor  # LongTensor [B, L]
+    lengths: torch.Tensor  # LongTensor [B]
+    targets: torch.Tensor  # LongTensor [B], ids 1..N
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            self.items.to(device, non_blocking=True),
+            self.lengths.to(device, non_blocking=True),
+            self.targets.to(device, non_blocking=True),
+        )
+
+
+def make_batch(
+    split: Split,
+    sess: np.ndarray,
+    pos: np.ndarray,
+    max_len: int | None = None,
+    pad_to: int | None = None,
+) -> Batch:
+    """Gather samples ``(sess[i], pos[i])`` into a right-padded :class:`Batch`.
+
+    ``max_len`` keeps only the last ``max_len`` items of each prefix;
+    ``pad_to`` fixes the padded width (for CUDA graphs), else the batch's
+    longest prefix sets it.
+    """
+    sess = np.asarray(sess, dtype=np.int64)
+    pos = np.asarray(pos, dtype=np.int64)
+    starts = split.offsets[sess]
+    lengths = pos.copy()
+    if max_len is not None:
+        lengths = np.minimum(lengths, max_len)
+    first = starts + pos - lengths  # first kept item of each prefix
+    width = int(pad_to if pad_to is not None else max(int(lengths.max()), 1))
+    if lengths.max() > width:
+        raise ValueError(f"pad_to={width} is shorter than the longest prefix ({lengths.max()})")
+    col = np.arange(width, dtype=np.int64)
+    mask = col[None, :] < lengths[:, None]
+    idx = np.where(mask, first[:, None] + col[None, :], 0)
+    items = np.where(mask, np.asarray(split.items)[idx], 0)
+    targets = np.asarray(split.items)[starts + pos]
+    return Batch(
+        torch.from_numpy(items.astype(np.int64)),
+        torch.from_numpy(lengths),
+        torch.from_numpy(targets.astype(np.int64)),
+    )
+
+
+def iter_batches(
+    split: Split,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: np.random.Generator | None = None,
+    drop_last: bool = False,
+    max_len: int | None = None,
+    pad_to: int | None = None,
+) -> Iterator[Batch]:
+    """Yield batches over every augmented sample of ``split``.
+
+    With ``shuffle`` the order comes from ``generator`` (a seeded numpy
+    generator), so the same seed gives the same batches.
+    """
+    sess, pos = split.sample_index()
+    order = np.arange(len(sess))
+    if shuffle:
+        if generator is None:
+            raise ValueError("shuffle=True needs a seeded numpy generator")
+        order = generator.permutation(len(sess))
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    for lo in range(0, stop, batch_size):
+        sel = order[lo : lo + batch_size]
+        yield make_batch(split, sess[sel], pos[sel], max_len=max_len, pad_to=pad_to)
+
+
+def n_batches(split: Split, batch_size: int, drop_last: bool = False) -> int:
+    n = split.n_samples
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+@dataclass
+class ProcessedDataset:
+    """A processed dataset directory, loaded lazily (memory-mapped)."""
+
+    path: Path
+    n_items: int
+    train: Split
+    test: Split
+    stats: dict
+    meta: dict
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProcessedDataset":
+        path = Path(path)
+        stats_file = path / "stats.json"
+        if not stats_file.is_file():
+            raise FileNotFoundError(
+                f"{path} is not a processed dataset (no stats.json). "
+                "Create one with `srs preprocess` or `srs synth`."
+            )
+        stats = json.loads(stats_file.read_text())
+        meta_file = path / "meta.json"
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        splits = {}
+        for name in SPLITS:
+            splits[name] = Split(
+                items=np.load(path / f"{name}_items.npy", mmap_mode="r"),
+                offsets=np.load(path / f"{name}_offsets.npy"),
+                times=np.load(path / f"{name}_times.npy", mmap_mode="r"),
+            )
+        return cls(path, int(stats["n_items"]), splits["train"], splits["test"], stats, meta)
+
+    def item_counts(self) -> np.ndarray:
+        """Training frequency of every id 0..N (index 0, padding, stays 0)."""
+        return np.bincount(np.asarray(self.train.items), minlength=self.n_items + 1)
