@@ -1,0 +1,37 @@
+# Two entry points (see README):  make book [PROFILE=ci|default|full]   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PROFILE ?= default
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install book test unit nbval clean help
+
+help:
+	@echo "make book [PROFILE=ci|default|full]  - set up, run every notebook, build the HTML book"
+	@echo "make test                            - set up, run unit tests and nbval notebook checks"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/python -m srs_core.book --profile $(PROFILE)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+nbval: $(STAMP)
+	rm -rf _build/work/ci
+	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks -q
+
+test: unit nbval
+
+clean:
+	rm -rf _build

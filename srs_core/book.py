@@ -1,0 +1,102 @@
+"""Run the whole pipeline for one profile and build the book.
+
+``python -m srs_core.book --profile default`` (what ``make book`` calls):
+
+1. executes every notebook in ``NOTEBOOKS`` with papermill, with the
+   parameters of ``params/<profile>.yaml`` (each notebook gets the keys it
+   declares), writing the executed copies under ``_build/<profile>/src``;
+2. lays out the book sources next to them (``_config.yml``, ``_toc.yml``,
+   ``book/``, a link to ``srs_core/``) and builds the HTML book with warnings
+   as errors, without re-executing anything;
+3. prints the path of ``index.html``.
+
+Runs finished by an earlier, interrupted call are kept in the results store
+under ``_build/work/<profile>``, so calling it again resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = [
+    "basics-loss-cost",
+    "00-data",
+    "01-experiment-1",
+    "02-experiment-2",
+    "03-experiment-3",
+    "04-scaling",
+    "05-figures",
+]
+PROFILES = ("ci", "default", "full")
+
+
+def load_profile(name: str) -> dict:
+    path = ROOT / "params" / f"{name}.yaml"
+    if not path.is_file():
+        raise SystemExit(f"unknown profile {name!r}: {path} does not exist; choose one of {', '.join(PROFILES)}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) -> None:
+    import papermill as pm
+
+    params = load_profile(profile)
+    (src / "notebooks").mkdir(parents=True, exist_ok=True)
+    for name in only or NOTEBOOKS:
+        nb_in = ROOT / "notebooks" / f"{name}.ipynb"
+        declared = pm.inspect_notebook(str(nb_in))
+        mine = {k: v for k, v in params.items() if k in declared}
+        print(f"[book] {name}: {mine}", flush=True)
+        t0 = time.perf_counter()
+        tmp = src / "notebooks" / f".{name}.partial.ipynb"
+        pm.execute_notebook(str(nb_in), str(tmp), parameters=mine, cwd=str(ROOT), kernel_name="python3",
+                            progress_bar=False)
+        tmp.replace(src / "notebooks" / f"{name}.ipynb")
+        print(f"[book] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def layout_sources(src: Path) -> None:
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(ROOT / name, src / name)
+    if (src / "book").exists():
+        shutil.rmtree(src / "book")
+    shutil.copytree(ROOT / "book", src / "book")
+    link = src / "srs_core"
+    if not link.exists():
+        link.symlink_to(ROOT / "srs_core", target_is_directory=True)
+
+
+def build_html(src: Path) -> Path:
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--builder", "html", "-W", "-n", "--keep-going"]
+    subprocess.run(cmd, check=True)
+    return src / "_build" / "html" / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="default", choices=PROFILES)
+    ap.add_argument("--only", nargs="*", help="execute only these notebooks (names without .ipynb)")
+    ap.add_argument("--no-build", action="store_true", help="execute notebooks but do not build the HTML")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    src = ROOT / "_build" / args.profile / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    execute_notebooks(args.profile, src, args.only)
+    if args.no_build:
+        return 0
+    layout_sources(src)
+    index = build_html(src)
+    print(f"[book] profile {args.profile} finished in {(time.perf_counter() - t0) / 60:.1f} min")
+    print(f"[book] open {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
