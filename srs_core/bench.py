@@ -1,0 +1,107 @@
+"""Time one training step against catalogue size: the scaling experiment's core.
+
+Used by ``notebooks/04-scaling.ipynb`` and by the scripts in ``benchmarks/``.
+A measurement builds a model with ``n_items`` items, draws a fixed set of
+random batches (batch 128, prefixes of 1..24 items by default), warms up,
+then times ``repeats`` full steps (forward, loss, backward, optimizer) and
+reports the median. ``measure_isolated`` runs it in a fresh Python process so
+that the peak resident memory (``ru_maxrss``) belongs to that one
+configuration alone.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    model: str = "stamp"
+    loss: str = "ns"
+    optimizer: str = "sparse_fast"
+    n_items: int = 10_000
+    l2: bool = True
+    batch_size: int = 128
+    max_len: int = 24
+    negatives: int = 100
+    dim: int = 100
+    repeats: int = 5
+    warmup: int = 2
+    device: str = "cpu"
+    seed: int = 0
+
+
+def _random_batches(spec: StepSpec, n: int, device: torch.device):
+    gen = np.random.default_rng(spec.seed)
+    out = []
+    for _ in range(n):
+        lengths = gen.integers(1, spec.max_len + 1, size=spec.batch_size)
+        items = gen.integers(1, spec.n_items + 1, size=(spec.batch_size, spec.max_len))
+        items[np.arange(spec.max_len)[None, :] >= lengths[:, None]] = 0
+        targets = gen.integers(1, spec.n_items + 1, size=spec.batch_size)
+        out.append(tuple(torch.as_tensor(a, device=device) for a in (items, lengths, targets)))
+    return out
+
+
+def time_step(spec: StepSpec) -> dict:
+    """Median wall time of one training step (ms), measured in this process."""
+    from srs_core.losses import build_loss
+    from srs_core.models import build_model
+    from srs_core.optim import build_optimizer, check_combination, embedding_is_sparse
+
+    check_combination(spec.loss, spec.optimizer)
+    device = torch.device(spec.device)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, spec.n_items, dim=spec.dim, sparse=embedding_is_sparse(spec.optimizer)).to(device)
+    opt = build_optimizer(model, spec.optimizer)
+    counts = np.ones(spec.n_items + 1, dtype=np.int64)
+    counts[0] = 0
+    loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, device=device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(spec.seed)
+    batches = _random_batches(spec, spec.warmup + spec.repeats, device)
+
+    def step(items, lengths, targets):
+        loss = loss_fn(model(items, lengths), targets, model.item_embedding, l2=spec.l2, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    times = []
+    for i, batch in enumerate(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        step(*batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= spec.warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return {**asdict(spec), "median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads()}
+
+
+def measure_isolated(spec: StepSpec, timeout: float = 900) -> dict:
+    """``time_step`` in a fresh interpreter, so peak RSS is this config's own."""
+    code = ("import json,sys; from srs_core.bench import StepSpec, time_step; "
+            "print(json.dumps(time_step(StepSpec(**json.loads(sys.argv[1])))))")
+    res = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(spec))], capture_output=True, text=True,
+                         timeout=timeout)
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark of {spec} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def loglog_slope(n_items, values) -> float:
+    """Least-squares slope of log(value) against log(n_items)."""
+    x, y = np.log(np.asarray(n_items, float)), np.log(np.asarray(values, float))
+    return float(np.polyfit(x, y, 1)[0])

@@ -1,0 +1,200 @@
+"""The glue the notebooks call: datasets by name, run grids, tidy tables.
+
+Keeping this here keeps the notebooks thin: they choose parameters, call
+these functions, and show what comes back.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from srs_core.data.dataset import ProcessedDataset
+from srs_core.results import ResultsStore, config_hash, is_complete
+from srs_core.train import TrainConfig, dataset_fingerprint, run_in_store
+
+#: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
+TABLE3_PUBLISHED = {
+    "yoochoose-1/4": {"n_items": 33_280, "n_train_sessions": 1_925_647, "n_train_samples": 5_922_115, "avg_train_session_length": 4.70},
+    "yoochoose-1/64": {"n_items": 17_511, "n_train_sessions": 117_178, "n_train_samples": 370_130, "avg_train_session_length": 5.07},
+    "diginetica": {"n_items": 104_419, "n_train_sessions": 186_670, "n_train_samples": 819_081, "avg_train_session_length": 4.66},
+    "meli2020": {"n_items": 1_279_791, "n_train_sessions": 247_834, "n_train_samples": 4_675_443, "avg_train_session_length": 21.74},
+}
+#: Which raw-file reader and preprocessing options belong to each dataset name.
+REAL_FORMATS = {
+    "yoochoose-1/4": ("yoochoose", {"fraction": "1/4", "test_days": 1}),
+    "yoochoose-1/64": ("yoochoose", {"fraction": "1/64", "test_days": 1}),
+    "diginetica": ("diginetica", {"test_days": 7}),
+    "meli2020": ("meli2020", {"test_days": 7}),
+}
+LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
+          "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
+          "sampled_softmax": "sampled softmax (logQ)", "popularity": "popularity", "transition": "transition"}
+
+
+def dataset_dir(work_dir: str | Path, name: str) -> Path:
+    """Where the processed dataset ``name`` lives inside ``work_dir``."""
+    return Path(work_dir) / "data" / name.replace("/", "-")
+
+
+def results_store(work_dir: str | Path) -> ResultsStore:
+    return ResultsStore(Path(work_dir) / "results")
+
+
+def check_names(kind: str, given: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    """Fail early, naming the bad parameter value and the valid choices."""
+    given, allowed = list(given), list(allowed)
+    bad = [g for g in given if g not in allowed]
+    if bad:
+        raise ValueError(f"unknown {kind} {bad}: choose from {allowed}")
+    if not given:
+        raise ValueError(f"the list of {kind}s is empty: give at least one of {allowed}")
+    return given
+
+
+def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int = 0, raw_path: str | None = None,
+                    quiet: bool = True) -> ProcessedDataset:
+    """Make (synthetic) or preprocess (real ``raw_path``) dataset ``name``,
+    unless ``work_dir`` already holds it with the same recipe."""
+    from srs_core.data.preprocess import preprocess_file
+    from srs_core.data.synthetic import PRESETS, synthesize
+
+    check_names("dataset", [name], list(PRESETS))
+    out = dataset_dir(work_dir, name)
+    recipe = {"name": name, "raw_path": str(raw_path) if raw_path else None,
+              "scale": None if raw_path else scale, "seed": None if raw_path else seed}
+    recipe_file = out / "recipe.json"
+    if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
+        return ProcessedDataset.load(out)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    if raw_path:
+        if not Path(raw_path).is_file():
+            raise FileNotFoundError(f"raw file for {name!r} not found: {raw_path}. Download it (see the appendix "
+                                    "'Running on the real datasets') or leave raw_paths empty for synthetic data.")
+        fmt, opts = REAL_FORMATS[name]
+        preprocess_file(fmt, raw_path, out, quiet=quiet, **opts)
+    else:
+        synthesize(name, scale, seed, out, quiet=quiet)
+    (out / "recipe.json").write_text(json.dumps(recipe))
+    return ProcessedDataset.load(out)
+
+
+def stats_table(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
+    """Our Table 3 beside the published one."""
+    rows = []
+    for name in names:
+        ours = ProcessedDataset.load(dataset_dir(work_dir, name)).stats
+        pub = TABLE3_PUBLISHED.get(name, {})
+        for key in ("n_items", "n_train_sessions", "n_train_samples", "avg_train_session_length", "n_test_sessions", "n_test_samples"):
+            rows.append({"dataset": name, "statistic": key, "ours": ours[key], "dissertation": pub.get(key)})
+    return pd.DataFrame(rows)
+
+
+def run_grid(work_dir: str | Path, configs: list[TrainConfig], *, quiet: bool = True) -> pd.DataFrame:
+    """Run every config (skipping complete ones) and return their summary rows."""
+    store = results_store(work_dir)
+    records = []
+    for cfg in tqdm(configs, desc="runs"):
+        records.append(run_in_store(store, cfg, quiet=quiet))
+    return summarise(records)
+
+
+def run_baselines(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
+    """Popularity and transition baselines per dataset, kept in the store."""
+    from srs_core.baselines import BASELINES, evaluate_baseline
+
+    store = results_store(work_dir)
+    records = []
+    for name in names:
+        ds = ProcessedDataset.load(dataset_dir(work_dir, name))
+        for base in BASELINES:
+            identity = {"baseline": base, "dataset": dataset_fingerprint(ds)}
+            key = config_hash(identity)
+            rec = store.get(key)
+            if not is_complete(rec, key):
+                metrics = evaluate_baseline(base, ds)
+                rec = {"kind": "baseline", "config_hash": key, "identity": identity, "status": "complete",
+                       "config": {"data": str(ds.path), "model": base}, "n_items": ds.n_items,
+                       "best": {"epoch": 0, **metrics}, "epochs": []}
+                store.put(rec)
+            records.append(rec)
+    return summarise(records)
+
+
+def summarise(records: list[dict]) -> pd.DataFrame:
+    """One tidy row per run: what was trained, its best epoch, its speed."""
+    rows = []
+    for r in records:
+        c = r["config"]
+        epochs = r.get("epochs") or []
+        rows.append({
+            "dataset": Path(c["data"]).name,
+            "model": c["model"],
+            "loss": c.get("loss", "-"),
+            "optimizer": c.get("optimizer", "-"),
+            "l2": c.get("l2", False),
+            "seed": c.get("seed", 0),
+            "kind": r.get("kind", "neural"),
+            "n_items": r.get("n_items"),
+            "best_epoch": r["best"]["epoch"],
+            "p_at_20": r["best"]["p_at_20"],
+            "mrr_at_20": r["best"]["mrr_at_20"],
+            "epoch_seconds": sum(e["train_seconds"] for e in epochs) / len(epochs) if epochs else float("nan"),
+            "config_hash": r["config_hash"],
+        })
+    return pd.DataFrame(rows)
+
+
+def all_results(work_dir: str | Path) -> pd.DataFrame:
+    """Every complete record of the store as a tidy table."""
+    return summarise(results_store(work_dir).records())
+
+
+def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds: list[int], **fields) -> list[TrainConfig]:
+    """The cross product datasets x models x seeds with shared ``fields``."""
+    from srs_core.models import MODELS
+
+    check_names("model", models, list(MODELS))
+    out = []
+    for name in datasets:
+        data = dataset_dir(work_dir, name)
+        if not (data / "stats.json").is_file():
+            raise FileNotFoundError(f"dataset {name!r} is not prepared in {data}: run notebooks/00-data.ipynb first "
+                                    "with the same work_dir and datasets")
+        for model in models:
+            for seed in seeds:
+                out.append(TrainConfig(data=str(data), model=model, seed=seed, **fields))
+    return out
+
+
+def with_fields(cfgs: list[TrainConfig], **fields) -> list[TrainConfig]:
+    return [replace(c, **fields) for c in cfgs]
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``_toc.yml``), found upwards from
+    the working directory, else next to the installed package."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "srs_core").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def resolve_work_dir(work_dir: str | Path) -> Path:
+    """Relative work dirs are relative to the project root, wherever the
+    notebook runs from (papermill, nbval and Jupyter use different cwds)."""
+    p = Path(work_dir)
+    return p if p.is_absolute() else project_root() / p
+
+
+def runs_with_epochs(work_dir: str | Path, epochs: int) -> set[str]:
+    """Hashes of the complete runs trained for exactly ``epochs`` epochs."""
+    return {r["config_hash"] for r in results_store(work_dir).records() if r.get("config", {}).get("epochs") == epochs}

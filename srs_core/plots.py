@@ -1,0 +1,53 @@
+"""Figure functions the figures notebook calls (seaborn, one figure each)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from srs_core.experiments import LABELS  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _label(df: pd.DataFrame, col: str) -> pd.Series:
+    return df[col].map(lambda v: LABELS.get(v, v))
+
+
+def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str) -> plt.Figure:
+    """Two panels, as in the dissertation's Figures 8-10: (a) MRR@20, (b)
+    training seconds per epoch. Bars are means over seeds; the black lines
+    are one standard deviation when there are several seeds; dots are runs."""
+    d = df.copy()
+    d[hue] = _label(d, hue)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    sns.barplot(d, x=x, y="mrr_at_20", hue=hue, errorbar="sd", ax=axes[0], err_kws={"linewidth": 1.2}, capsize=0.1)
+    axes[0].set(ylabel="MRR@20", xlabel="", title="(a) recommendation quality")
+    timed = d.dropna(subset=["epoch_seconds"])
+    sns.barplot(timed, x=x, y="epoch_seconds", hue=hue, errorbar="sd", ax=axes[1], capsize=0.1,
+                err_kws={"linewidth": 1.2}, legend=False)
+    axes[1].set(ylabel="training seconds per epoch", xlabel="", yscale="log", title="(b) training time")
+    axes[0].legend(fontsize=8, title=None)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scaling(df: pd.DataFrame) -> plt.Figure:
+    """Step time and peak memory against the number of items (log-log)."""
+    d = df.copy()
+    d["pairing"] = d["loss"].map(lambda v: LABELS.get(v, v)) + " + " + d["optimizer"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    sns.lineplot(d, x="n_items", y="median_ms", hue="pairing", style="pairing", markers=True, dashes=False, ax=axes[0])
+    axes[0].set(xscale="log", yscale="log", xlabel="number of items N", ylabel="ms per training step (median)",
+                title="(a) time per step")
+    sns.lineplot(d, x="n_items", y="peak_rss_mb", hue="pairing", style="pairing", markers=True, dashes=False, ax=axes[1],
+                 legend=False)
+    axes[1].set(xscale="log", yscale="log", xlabel="number of items N", ylabel="peak resident memory (MB)",
+                title="(b) peak memory")
+    axes[0].legend(fontsize=7, title=None)
+    fig.tight_layout()
+    return fig
