@@ -8,7 +8,8 @@
 2. lays out the book sources next to them (``_config.yml``, ``_toc.yml``,
    ``book/``, a link to ``srs_core/``) and builds the HTML book with warnings
    as errors, without re-executing anything;
-3. prints the path of ``index.html``.
+3. opens the pages in headless Chromium and checks that they show their
+   figures (:mod:`srs_core.bookcheck`), then prints the path of ``index.html``.
 
 Runs finished by an earlier, interrupted call are kept in the results store
 under ``_build/work/<profile>``, so calling it again resumes.
@@ -79,6 +80,17 @@ def build_html(src: Path) -> Path:
     return src / "_build" / "html" / "index.html"
 
 
+def check_pages(html_root: Path) -> None:
+    """Open the pages in headless Chromium and fail if a figure is missing."""
+    from srs_core import bookcheck
+
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        print("[book] page check skipped: no headless Chromium here (Debian: apt-get install chromium)")
+        return
+    if bookcheck.main([str(html_root)]) != 0:
+        raise SystemExit("[book] the built pages are missing figures (see above)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="default", choices=PROFILES)
@@ -93,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     layout_sources(src)
     index = build_html(src)
+    check_pages(index.parent)
     print(f"[book] profile {args.profile} finished in {(time.perf_counter() - t0) / 60:.1f} min")
     print(f"[book] open {index}")
     return 0
