@@ -193,7 +193,12 @@ def _best(epochs: list[dict]) -> dict | None:
 
 
 def _rng_state(np_gen: np.random.Generator, torch_gen: torch.Generator) -> dict:
-    return {"numpy": np_gen.bit_generator.state, "torch": torch_gen.get_state()}
+    """Every random stream a run draws from: shuffling (numpy), negatives
+    (the run's torch generator) and dropout (torch's global generators)."""
+    state = {"numpy": np_gen.bit_generator.state, "torch": torch_gen.get_state(), "torch_global": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_global"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _save_checkpoint(path: Path, model, opt, np_gen, torch_gen, epochs: list[dict], key: str) -> None:
@@ -243,6 +248,9 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
             opt.load_state_dict(ckpt["optimizer"])
             np_gen.bit_generator.state = ckpt["rng"]["numpy"]
             torch_gen.set_state(ckpt["rng"]["torch"])
+            torch.set_rng_state(ckpt["rng"]["torch_global"].cpu())
+            if "cuda_global" in ckpt["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda_global"])
             start_epoch = ckpt["epoch"]
             epochs = list(ckpt["epochs"])
 

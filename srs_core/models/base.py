@@ -8,6 +8,7 @@ outside the models (see :mod:`srs_core.scoring`, :mod:`srs_core.losses`).
 """
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -31,6 +32,16 @@ class SessionEncoder(nn.Module):
         self.dim = dim
         self.sparse = sparse
         self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0, sparse=sparse)
+
+    def reset_parameters(self) -> None:
+        """Uniform(-1/sqrt(d), 1/sqrt(d)) for every weight, as the official
+        SR-GNN code does; the padding row is zero. Subclasses call this at the
+        end of their constructor."""
+        stdv = 1.0 / math.sqrt(self.dim)
+        for p in self.parameters():
+            nn.init.uniform_(p, -stdv, stdv)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
 
     @property
     def item_weight(self) -> torch.Tensor:
