@@ -97,7 +97,8 @@ def test_stamp_learns_far_beyond_popularity(toy, tmp_path):
 
 
 def test_kill_and_resume_ends_like_an_uninterrupted_run(toy, tmp_path, monkeypatch):
-    config = cfg(toy, epochs=3, loss="ns", optimizer="sparse", l2=True)
+    # NARM uses dropout, so this also checks that the global RNG is restored
+    config = cfg(toy, model="narm", epochs=3, loss="ns", optimizer="sparse", l2=True)
     straight = fit(config, tmp_path / "straight", quiet=True)
 
     real_evaluate = train_mod.evaluate
