@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from srs_core.bookassets import vendor_mathjax
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [
     "basics-loss-cost",
@@ -72,6 +74,7 @@ def layout_sources(src: Path) -> None:
     link = src / "srs_core"
     if not link.exists():
         link.symlink_to(ROOT / "srs_core", target_is_directory=True)
+    vendor_mathjax(src)  # equations render offline
 
 
 def build_html(src: Path) -> Path:
