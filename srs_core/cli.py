@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "train_dataset.jl[.gz], or a SessionId/ItemId/Time TSV)")
     pp.add_argument("--output", required=True, type=Path, help="directory to create (written atomically)")
     pp.add_argument("--test-days", type=float, default=None, help="days at the end that form the test split "
-                    "(default: 1 for yoochoose, 7 for diginetica and the others)")
+                    "(default: 1 for yoochoose, 7 for diginetica and meli2020; required for tsv)")
     pp.add_argument("--fraction", type=_fraction, default=None, help="yoochoose only: keep the most recent 1/4 or 1/64 of "
                     "the train sessions")
     pp.add_argument("--max-len", type=int, default=25, help="keep the last N events of every session (default 25)")

@@ -1,0 +1,110 @@
+"""The synthetic generator: Table 3 targets after preprocessing, determinism, raw formats."""
+import filecmp
+
+import numpy as np
+import pytest
+
+from srs_core.data import ProcessedDataset
+from srs_core.data.preprocess import preprocess_events, preprocess_file
+from srs_core.data.readers import EVENT_COLUMNS, READERS
+from srs_core.data.synthetic import PRESETS, aim, generate_events, synthesize, write_raw
+
+DAY = 86_400.0
+
+TABLE3 = {  # dissertation Table 3: items, train sessions, augmented train samples, average length
+    "yoochoose-1/64": (17_511, 117_178, 370_130, 5.07),
+    "yoochoose-1/4": (33_280, 1_925_647, 5_922_115, 4.70),
+    "diginetica": (104_419, 186_670, 819_081, 4.66),
+    "meli2020": (1_279_791, 247_834, 4_675_443, 21.74),
+}
+
+
+def test_presets_carry_table3():
+    assert set(PRESETS) == set(TABLE3)
+    for name, (items, sessions, samples, length) in TABLE3.items():
+        p = PRESETS[name]
+        assert (p.n_items, p.n_train_sessions, p.n_train_samples, p.avg_length) == (items, sessions, samples, length)
+        assert p.test_days == (1 if name.startswith("yoochoose") else 7)
+
+
+def test_aim_splits_table3_inconsistency_evenly():
+    a = aim("yoochoose-1/64")
+    # 370,130 / 117,178 + 1 = 4.16 != 5.07: the three columns share one relative error, about 7.7%
+    assert a["relative_error"] == pytest.approx(0.0765, abs=5e-4)
+    assert a["n_train_sessions"] == pytest.approx(117_178 * (1 - a["relative_error"]))
+    assert a["avg_train_session_length"] == pytest.approx(5.07 * (1 - a["relative_error"]))
+    assert a["n_train_samples"] == pytest.approx(370_130 * (1 + a["relative_error"]))
+    d = aim("diginetica")  # here Table 3's length is too short: sessions and length go up, samples down
+    assert d["n_train_sessions"] > 186_670 and d["n_train_samples"] < 819_081
+    assert d["n_train_samples"] == pytest.approx(d["n_train_sessions"] * (d["avg_train_session_length"] - 1))
+
+
+@pytest.mark.parametrize("name, scale", [("yoochoose-1/64", 0.05), ("yoochoose-1/4", 0.02),
+                                         ("diginetica", 0.05), ("meli2020", 0.02)])
+def test_preset_meets_table3_within_10_percent_after_preprocessing(name, scale):
+    p = PRESETS[name]
+    stats = preprocess_events(generate_events(p, scale, seed=0), test_days=p.test_days).stats
+    items, sessions, samples, length = TABLE3[name]
+    assert stats["n_items"] == pytest.approx(items * scale, rel=0.10)
+    assert stats["n_train_sessions"] == pytest.approx(sessions * scale, rel=0.10)
+    assert stats["n_train_samples"] == pytest.approx(samples * scale, rel=0.10)
+    assert stats["avg_train_session_length"] == pytest.approx(length, rel=0.10)
+    assert stats["n_test_sessions"] > 0.02 * stats["n_train_sessions"]
+
+
+def test_events_look_like_a_click_log():
+    events = generate_events("diginetica", 0.01, seed=1)
+    assert list(events.columns) == list(EVENT_COLUMNS)
+    session, time = events["session"].to_numpy(), events["time"].to_numpy()
+    assert (np.diff(session) >= 0).all()  # grouped by session, ids 1..S
+    assert session[0] == 1 and len(np.unique(session)) == session[-1]
+    same = np.diff(session) == 0
+    assert (np.diff(time)[same] > 0).all()  # clicks of a session move forward in time
+    starts = time[np.r_[True, ~same]]
+    assert (np.diff(starts) >= 0).all()  # session ids follow start time
+    assert (time.max() - time.min()) / DAY > 80  # the preset spans 90 days
+    np.testing.assert_array_equal(np.round(time * 1000) / 1000, time)  # millisecond resolution
+    # Zipf-like popularity: the top 1% of items get several times their uniform share of clicks
+    counts = np.sort(np.bincount(events["item"].to_numpy() - 1))[::-1]
+    assert counts[: len(counts) // 100].sum() / counts.sum() > 0.05
+
+
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
+    a = synthesize("diginetica", 0.01, 7, tmp_path / "a", quiet=True)
+    b = synthesize("diginetica", 0.01, 7, tmp_path / "b", quiet=True)
+    c = synthesize("diginetica", 0.01, 8, tmp_path / "c", quiet=True)
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    assert "train_items.npy" in names and "meta.json" in names
+    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    assert mismatch == [] and errors == []
+    assert (a / "train_items.npy").read_bytes() != (c / "train_items.npy").read_bytes()
+    meta = ProcessedDataset.load(a).meta
+    assert meta["source"]["preset"] == "diginetica" and meta["source"]["seed"] == 7
+    assert meta["source"]["scale"] == 0.01
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "yoochoose", "diginetica"])
+def test_write_raw_round_trips_through_the_reader(tmp_path, fmt):
+    events = generate_events("yoochoose-1/64", 0.01, seed=2)
+    path = write_raw(events, tmp_path / f"raw.{fmt}", fmt=fmt)
+    back = READERS[fmt](path, quiet=True)
+    for col in EVENT_COLUMNS:
+        np.testing.assert_array_equal(back[col].to_numpy(), events[col].to_numpy(), err_msg=col)
+
+
+def test_reader_path_and_direct_path_give_the_same_dataset(tmp_path):
+    p = PRESETS["yoochoose-1/64"]
+    events = generate_events(p, 0.01, seed=4)
+    direct = synthesize(p, 0.01, 4, tmp_path / "direct", quiet=True)
+    raw = write_raw(events, tmp_path / "clicks.dat", fmt="yoochoose")
+    via_file = preprocess_file("yoochoose", raw, tmp_path / "file", quiet=True)
+    for name in ("train_items.npy", "train_offsets.npy", "test_items.npy", "train_times.npy", "stats.json"):
+        assert (direct / name).read_bytes() == (via_file / name).read_bytes(), name
+
+
+def test_bad_preset_and_scale():
+    with pytest.raises(ValueError, match="unknown synthetic preset 'movielens'"):
+        generate_events("movielens", 0.1, 0)
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        generate_events("diginetica", 0, 0)
