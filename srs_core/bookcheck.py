@@ -20,8 +20,8 @@ from urllib.parse import unquote
 
 #: page (relative to the html root) -> figure labels it must show
 EXPECTED = {
-    "book/05-results.html": ["fig-exp1", "fig-exp2", "fig-exp3", "fig-scaling"],
-    "notebooks/basics-loss-cost.html": [],
+    "notebooks/05-figures.html": ["fig-exp1", "fig-exp2", "fig-exp3", "fig-scaling"],
+    "notebooks/basics-loss-cost.html": ["fig-loss-cost"],
 }
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
