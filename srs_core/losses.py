@@ -1,0 +1,374 @@
+"""Every training loss, behind one signature (dissertation Section 2.3 and 4.1).
+
+A loss is called as ``loss(session, targets, embedding, l2)`` and returns the
+mean over the batch:
+
+``session``    ``[B, d]`` session embeddings from a model (not yet normalised);
+``targets``    ``[B]`` item ids 1..N;
+``embedding``  the model's ``nn.Embedding`` (row 0 is padding, never a candidate);
+``l2``         Section 4.2's flag, applied through :mod:`srs_core.scoring` only.
+
+The sampled losses draw fresh negatives from their :class:`NegativeSampler`
+on every call; ``loss.compute(session, targets, embedding, negatives, l2)``
+evaluates the same loss for given negative ids (tests, reproducibility).
+Every item lookup goes through :func:`srs_core.scoring.item_vectors`, so a
+sparse embedding table receives a sparse gradient that touches only the
+looked-up rows. Full cross-entropy reads the whole table and therefore gives
+a dense gradient (see :func:`srs_core.optim.check_combination`).
+
+Accidental hits: a sampled negative equal to the row's own target is not a
+negative (Section 4.1.2 defines ``y_n`` as "a random label different from
+``x_a``'s label"). The ``ns`` and ``triplet`` losses leave such negatives out
+of their mean over the k negatives; ``sampled_softmax`` masks them to
+``-inf``. With N much larger than k they are rare, so this changes little but
+keeps the definitions honest on small catalogues.
+"""
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .scoring import all_items, item_vectors, prepare_session
+
+DISTRIBUTIONS = ("uniform", "popularity")
+
+
+class NegativeSampler:
+    """Draws negative item ids in 1..N, fresh on every call (Section 4.1).
+
+    ``distribution="uniform"``: every item equally likely.
+    ``distribution="popularity"``: probability proportional to
+    ``counts[i] ** alpha`` (word2vec's unigram^0.75 noise distribution);
+    ``counts`` has length N + 1 with index 0 the padding id (ignored).
+    Items with a zero count are never drawn. ``counts`` is ignored by the
+    uniform distribution.
+
+    ``shared=False`` draws ``[B, k]`` ids (each sample its own k negatives);
+    ``shared=True`` draws ``[k]`` ids used by the whole batch.
+
+    Sampling is made of plain device ops (``torch.randint``; ``torch.rand`` +
+    ``searchsorted`` on a float64 cumulative table), with no host sync, so it
+    can run inside a CUDA graph with the default generator.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        *,
+        k: int = 100,
+        distribution: str = "uniform",
+        alpha: float = 0.75,
+        counts: np.ndarray | torch.Tensor | None = None,
+        shared: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if n_items < 1:
+            raise ValueError(f"n_items must be positive, got {n_items}")
+        if k < 1:
+            raise ValueError(f"the number of negatives k must be at least 1, got {k}")
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"unknown negative distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}"
+            )
+        self.n_items = int(n_items)
+        self.k = int(k)
+        self.distribution = distribution
+        self.alpha = float(alpha)
+        self.shared = bool(shared)
+        self.device = torch.device(device)
+        self.cdf: torch.Tensor | None = None
+        if distribution == "uniform":
+            self._log_q = torch.full((self.n_items + 1,), -math.log(self.n_items), dtype=torch.float32)
+            self._log_q[0] = -math.inf
+        else:
+            if counts is None:
+                raise ValueError(
+                    "distribution='popularity' needs counts: the training frequency of every id 0..N "
+                    "(e.g. ProcessedDataset.item_counts())"
+                )
+            c = torch.as_tensor(np.asarray(counts), dtype=torch.float64).flatten()
+            if c.numel() != self.n_items + 1:
+                raise ValueError(
+                    f"counts must have n_items + 1 = {self.n_items + 1} entries (index 0 is padding), got {c.numel()}"
+                )
+            if bool((c < 0).any()) or not bool(torch.isfinite(c).all()):
+                raise ValueError("counts must be finite and non-negative")
+            if alpha < 0:
+                raise ValueError(f"alpha must be non-negative, got {alpha}")
+            w = c[1:].pow(self.alpha) * (c[1:] > 0)
+            total = float(w.sum())
+            if total <= 0:
+                raise ValueError("counts has no positive entry among items 1..N: nothing to sample")
+            p = w / total
+            cdf = torch.cumsum(p, 0)
+            self.cdf = cdf / cdf[-1]  # top exactly 1.0, so u in [0, 1) always lands on an item
+            log_q = torch.full((self.n_items + 1,), -math.inf, dtype=torch.float64)
+            log_q[1:] = torch.log(p)
+            self._log_q = log_q.float()
+        finite = self._log_q[1:][torch.isfinite(self._log_q[1:])]
+        self._log_q_floor = float(finite.min())  # computed once: no host sync while training
+        self.to(self.device)
+
+    def to(self, device: torch.device | str) -> "NegativeSampler":
+        self.device = torch.device(device)
+        self._log_q = self._log_q.to(self.device)
+        if self.cdf is not None:
+            self.cdf = self.cdf.to(self.device)
+        return self
+
+    def shape(self, batch_size: int) -> tuple[int, ...]:
+        return (self.k,) if self.shared else (int(batch_size), self.k)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fresh negative ids: ``[batch_size, k]``, or ``[k]`` when shared."""
+        shape = self.shape(batch_size)
+        if self.cdf is None:
+            return torch.randint(1, self.n_items + 1, shape, device=self.device, generator=generator)
+        u = torch.rand(shape, dtype=torch.float64, device=self.device, generator=generator)
+        pos = torch.searchsorted(self.cdf, u, right=True)
+        return pos.clamp_(max=self.n_items - 1).add_(1)
+
+    def log_q(self, ids: torch.Tensor) -> torch.Tensor:
+        """Log sampling probability of each id (``-inf`` for padding and for
+        items the distribution never draws)."""
+        return self._log_q[ids]
+
+    def log_q_correction(self, ids: torch.Tensor) -> torch.Tensor:
+        """``log_q`` with never-drawn items raised to the least likely drawn
+        item's value, so that a logQ-corrected logit stays finite (an
+        in-batch target may have a zero count)."""
+        return self._log_q[ids].clamp(min=self._log_q_floor)
+
+    def probabilities(self) -> torch.Tensor:
+        """The sampling probability of every id 0..N (0 for padding)."""
+        return self._log_q.double().exp()
+
+
+def _masked_mean(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values [B, k]`` over the entries where ``keep`` (at least one counted)."""
+    keep = keep.to(values.dtype)
+    return (values * keep).sum(-1) / keep.sum(-1).clamp(min=1.0)
+
+
+class Loss:
+    """Common interface: ``loss(session, targets, embedding, l2) -> scalar``."""
+
+    name: ClassVar[str] = "base"
+    sampled: ClassVar[bool] = False
+    shared_negatives: ClassVar[bool] = False
+
+    def __init__(self, sampler: NegativeSampler | None = None) -> None:
+        if self.sampled and sampler is None:
+            raise ValueError(f"the {self.name!r} loss needs a NegativeSampler")
+        self.sampler = sampler
+
+    def __call__(
+        self,
+        session: torch.Tensor,
+        targets: torch.Tensor,
+        embedding: nn.Embedding,
+        l2: bool,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        negatives = self.sampler.sample(session.shape[0], generator) if self.sampled else None
+        return self.compute(session, targets, embedding, negatives, l2)
+
+    def compute(
+        self,
+        session: torch.Tensor,
+        targets: torch.Tensor,
+        embedding: nn.Embedding,
+        negatives: torch.Tensor | None,
+        l2: bool,
+    ) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in vars(self).items() if k != "sampler"}
+        if self.sampler is not None:
+            params.update(k=self.sampler.k, distribution=self.sampler.distribution)
+        inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        return f"{type(self).__name__}({inner})"
+
+
+class CrossEntropy(Loss):
+    """Eqs. 2.15-2.16: softmax cross-entropy over all N items (the traditional method).
+
+    ``scores = prepare_session(s) @ all_items(E, l2).T``; with L2 on these are
+    cosines in [-1, 1]. The dissertation's experiment III applied CE with L2
+    as is, so the default ``temperature=None`` divides by nothing;
+    ``temperature=t`` divides the scores by ``t`` (not in the dissertation).
+    Its gradient reaches every item row: use it with the dense optimizer.
+    """
+
+    name = "ce"
+
+    def __init__(self, temperature: float | None = None) -> None:
+        super().__init__(None)
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        if negatives is not None:
+            raise ValueError("full cross-entropy uses every item; it takes no negatives")
+        scores = prepare_session(session, l2) @ all_items(embedding, l2).T
+        if self.temperature is not None:
+            scores = scores / self.temperature
+        return F.cross_entropy(scores, targets - 1)
+
+
+class NegativeSampling(Loss):
+    """Eq. 4.1: negative sampling with a mean noise term,
+    ``-(log sig(s.y_p) + 1/k sum_i log sig(-s.y_ni))``, averaged over the batch.
+
+    ``negatives`` is ``[B, k]`` (per sample) or ``[k]`` (shared by the batch).
+    Negatives equal to the row's target are left out of the mean (module doc).
+    """
+
+    name = "ns"
+    sampled = True
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        s = prepare_session(session, l2)
+        if negatives.dim() == 1:
+            pos = (s * item_vectors(embedding, targets, l2)).sum(-1)
+            neg = s @ item_vectors(embedding, negatives, l2).T
+            keep = negatives.unsqueeze(0) != targets.unsqueeze(1)
+        else:
+            ids = torch.cat([targets.unsqueeze(1), negatives], 1)  # one lookup [B, 1 + k, d]
+            scores = torch.bmm(item_vectors(embedding, ids, l2), s.unsqueeze(-1)).squeeze(-1)
+            pos, neg = scores[:, 0], scores[:, 1:]
+            keep = negatives != targets.unsqueeze(1)
+        noise = _masked_mean(F.logsigmoid(-neg), keep)
+        return -(F.logsigmoid(pos) + noise).mean()
+
+
+class Triplet(Loss):
+    """Eq. 4.2: triplet loss against item embeddings,
+    ``max(0, m + ||s - y_p|| - ||s - y_n||)``.
+
+    With k negatives per sample the loss of a sample is the mean over its k
+    triplets (negatives equal to the target left out, module doc), then the
+    mean over the batch. Distances are Euclidean (not squared), computed
+    directly from the differences so the gradient stays finite at zero
+    distance. The margin is not given in the dissertation; the default
+    ``margin=0.5`` suits unit vectors under L2 (distances in [0, 2]).
+    """
+
+    name = "triplet"
+    sampled = True
+
+    def __init__(self, sampler: NegativeSampler, margin: float = 0.5) -> None:
+        super().__init__(sampler)
+        if not math.isfinite(margin) or margin < 0:
+            raise ValueError(f"margin must be a finite non-negative number, got {margin}")
+        self.margin = float(margin)
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        s = prepare_session(session, l2)
+        if negatives.dim() == 1:
+            d_pos = (s - item_vectors(embedding, targets, l2)).norm(dim=-1)
+            d_neg = (s.unsqueeze(1) - item_vectors(embedding, negatives, l2).unsqueeze(0)).norm(dim=-1)
+            keep = negatives.unsqueeze(0) != targets.unsqueeze(1)
+        else:
+            ids = torch.cat([targets.unsqueeze(1), negatives], 1)
+            dist = (s.unsqueeze(1) - item_vectors(embedding, ids, l2)).norm(dim=-1)  # [B, 1 + k]
+            d_pos, d_neg = dist[:, 0], dist[:, 1:]
+            keep = negatives != targets.unsqueeze(1)
+        hinge = F.relu(self.margin + d_pos.unsqueeze(1) - d_neg)
+        return _masked_mean(hinge, keep).mean()
+
+
+class SampledSoftmax(Loss):
+    """Sampled softmax with logQ correction (not in the dissertation: Bengio &
+    Senecal 2008; Yi et al. 2019; the official GRU4Rec).
+
+    Candidates for every row: the batch's B targets followed by k negatives
+    shared by the batch. ``logit(b, c) = s_b . y_c - log q(c)`` for every
+    candidate, the positive included, where ``q`` is the sampler's
+    distribution (uniform or popularity^alpha) for both the sampled negatives
+    and the in-batch targets (in-batch targets arrive roughly by popularity;
+    using the same q keeps one well-defined correction). A candidate equal to
+    the row's target, other than the row's own positive column, is an
+    accidental hit and is masked to ``-inf``. The loss is the cross-entropy
+    with the row's own column (``b``) as the label.
+    """
+
+    name = "sampled_softmax"
+    sampled = True
+    shared_negatives = True
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        if negatives.dim() != 1:
+            raise ValueError(
+                f"sampled_softmax uses negatives shared by the batch, shape [k]; got {tuple(negatives.shape)}"
+            )
+        batch = targets.shape[0]
+        s = prepare_session(session, l2)
+        cand = torch.cat([targets, negatives])  # [B + k]
+        logits = s @ item_vectors(embedding, cand, l2).T - self.sampler.log_q_correction(cand).to(s.dtype)
+        own = torch.arange(batch, device=targets.device)
+        hit = cand.unsqueeze(0) == targets.unsqueeze(1)
+        hit[own, own] = False
+        logits = logits.masked_fill(hit, -math.inf)
+        return F.cross_entropy(logits, own)
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "ce": CrossEntropy,
+    "ns": NegativeSampling,
+    "triplet": Triplet,
+    "sampled_softmax": SampledSoftmax,
+}
+
+
+def build_loss(
+    name: str,
+    n_items: int | None = None,
+    *,
+    negatives: int = 100,
+    margin: float = 0.5,
+    distribution: str = "uniform",
+    alpha: float = 0.75,
+    counts: np.ndarray | None = None,
+    temperature: float | None = None,
+    device: torch.device | str = "cpu",
+) -> Loss:
+    """The loss ``name`` (one of :data:`LOSSES`) with its own negative sampler.
+
+    ``negatives`` (k), ``distribution``, ``alpha`` and ``counts`` configure the
+    sampler of the sampled losses; ``margin`` is the triplet margin;
+    ``temperature`` only applies to ``ce``. ``n_items`` defaults to
+    ``len(counts) - 1``.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    cls = LOSSES[name]
+    if not cls.sampled:
+        return cls(temperature=temperature)
+    if temperature is not None:
+        raise ValueError(f"temperature only applies to the 'ce' loss, not {name!r}")
+    if n_items is None:
+        if counts is None:
+            raise ValueError(f"the {name!r} loss needs n_items (or counts, of length n_items + 1) to sample negatives")
+        n_items = len(counts) - 1
+    elif counts is not None and len(counts) != n_items + 1:
+        raise ValueError(f"counts has {len(counts)} entries but n_items + 1 = {n_items + 1}")
+    sampler = NegativeSampler(
+        n_items,
+        k=negatives,
+        distribution=distribution,
+        alpha=alpha,
+        counts=counts,
+        shared=cls.shared_negatives,
+        device=device,
+    )
+    if cls is Triplet:
+        return Triplet(sampler, margin=margin)
+    return cls(sampler)
