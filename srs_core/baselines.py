@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from .data.dataset import ProcessedDataset, Split
 from .metrics import RankAccumulator
 
+#: Names of the baselines, as given to :func:`evaluate_baseline`.
 BASELINES = ("popularity", "transition")
 
 

@@ -65,6 +65,19 @@ def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) ->
         print(f"[book] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def refresh_committed(only: list[str] | None = None) -> None:
+    """Execute the committed notebooks in place with their default parameters."""
+    import papermill as pm
+
+    shutil.rmtree(ROOT / "_build" / "work" / "ci", ignore_errors=True)
+    for name in only or NOTEBOOKS:
+        nb = ROOT / "notebooks" / f"{name}.ipynb"
+        tmp = nb.with_name(f".{name}.partial.ipynb")
+        pm.execute_notebook(str(nb), str(tmp), cwd=str(ROOT), kernel_name="python3", progress_bar=False)
+        tmp.replace(nb)
+        print(f"[book] refreshed {nb.relative_to(ROOT)}", flush=True)
+
+
 def layout_sources(src: Path) -> None:
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(ROOT / name, src / name)
@@ -99,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="default", choices=PROFILES)
     ap.add_argument("--only", nargs="*", help="execute only these notebooks (names without .ipynb)")
     ap.add_argument("--no-build", action="store_true", help="execute notebooks but do not build the HTML")
+    ap.add_argument("--refresh-committed", action="store_true",
+                    help="re-execute notebooks/*.ipynb in place with their own defaults (the ci profile) from an "
+                    "empty work dir: this makes the outputs nbval compares against")
     args = ap.parse_args(argv)
+    if args.refresh_committed:
+        refresh_committed(args.only)
+        return 0
     t0 = time.perf_counter()
     src = ROOT / "_build" / args.profile / "src"
     src.mkdir(parents=True, exist_ok=True)

@@ -320,6 +320,7 @@ class SampledSoftmax(Loss):
         return F.cross_entropy(logits, own)
 
 
+#: Loss name (as used by ``srs train --loss``) -> loss class.
 LOSSES: dict[str, type[Loss]] = {
     "ce": CrossEntropy,
     "ns": NegativeSampling,

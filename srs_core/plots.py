@@ -1,14 +1,11 @@
 """Figure functions the figures notebook calls (seaborn, one figure each)."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from srs_core.experiments import LABELS  # noqa: E402
+from srs_core.experiments import LABELS
 
 sns.set_theme(style="whitegrid", context="notebook")
 

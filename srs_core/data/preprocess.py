@@ -67,6 +67,7 @@ DEFAULT_TEST_DAYS: dict[str, float | None] = {"yoochoose": 1, "diginetica": 7, "
 #: The only train fractions the dissertation uses (Yoochoose 1/4 and 1/64).
 FRACTIONS = (Fraction(1, 4), Fraction(1, 64))
 
+#: The keys of ``stats.json``, in order.
 STATS_KEYS = (
     "n_items",
     "n_train_sessions",

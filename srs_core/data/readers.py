@@ -3,11 +3,15 @@
 The events table is a :class:`pandas.DataFrame` with one row per event and
 the columns of :data:`EVENT_COLUMNS`:
 
-``session``  int64, the raw session id of the file
-``item``     int64, the raw item id of the file (remapped later, in preprocessing)
-``time``     float64, the event time in Unix seconds (UTC), millisecond precision
-``order``    int64, the event's position in the file (0, 1, 2, ...), which breaks
-             ties between events of a session that share a time stamp
+``session``
+    int64, the raw session id of the file
+``item``
+    int64, the raw item id of the file (remapped later, in preprocessing)
+``time``
+    float64, the event time in Unix seconds (UTC), millisecond precision
+``order``
+    int64, the event's position in the file (0, 1, 2, ...), which breaks
+    ties between events of a session that share a time stamp
 
 Supported formats (:data:`READERS`):
 
@@ -48,6 +52,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from tqdm.auto import tqdm
 
+#: Columns of the events table every reader returns.
 EVENT_COLUMNS = ("session", "item", "time", "order")
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -531,6 +536,7 @@ def read_meli2020(path: str | Path, *, quiet: bool = False) -> pd.DataFrame:
 # registry
 
 
+#: Format name (``srs preprocess --dataset``) -> reader function.
 READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "yoochoose": read_yoochoose,
     "diginetica": read_diginetica,
