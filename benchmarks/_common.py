@@ -12,7 +12,7 @@ from torch import nn
 
 from srs_core.models.base import SessionEncoder
 
-OUT_DIR = Path(__file__).parent / "out"
+OUT_DIR = Path(__file__).parent / "results"  # measured CSVs, committed: the book reads them
 
 
 class ToyEncoder(SessionEncoder):

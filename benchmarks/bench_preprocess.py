@@ -12,7 +12,7 @@ peak RSS for ``srs preprocess --dataset yoochoose --fraction 1/4``.
    its own wall time and peak RSS (``getrusage``), so the numbers are those
    of the preprocessing alone.
 
-Prints a table and writes ``benchmarks/out/preprocess.csv``.
+Prints a table and writes ``benchmarks/results/preprocess.csv``.
 
     python benchmarks/bench_preprocess.py                 # generate, then preprocess once
     python benchmarks/bench_preprocess.py --raw clicks.dat --repeats 3
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out" / "preprocess.csv"
+OUT = Path(__file__).resolve().parent / "results" / "preprocess.csv"
 LIMIT_S, LIMIT_GB = 300.0, 8.0
 
 GENERATE = r"""

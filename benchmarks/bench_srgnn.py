@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from srs_core.models import MODELS, build_model
 
-OUT = Path(__file__).parent / "out" / "srgnn_vs_stamp.csv"
+OUT = Path(__file__).parent / "results" / "srgnn_vs_stamp.csv"
 
 
 def make_batches(n_batches, batch, n_items, max_len, lengths, seed=0):

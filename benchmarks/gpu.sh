@@ -13,7 +13,7 @@
 #    ns + sparse_fast in a CUDA graph (targets <= 1.0 ms and <= 2.5 ms), eager
 #    sparse_fast, SparseAdam, and dense full cross-entropy, plus peak memory;
 # 4. a 10M-item catalogue trained for 2000 steps with sparse_fast in a CUDA graph.
-# Writes benchmarks/out/gpu_comparison.csv and .json (the card's name is in them).
+# Writes benchmarks/results/gpu_comparison.csv and .json (the card's name is in them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}

@@ -69,7 +69,8 @@ def refresh_committed(only: list[str] | None = None) -> None:
     """Execute the committed notebooks in place with their default parameters."""
     import papermill as pm
 
-    shutil.rmtree(ROOT / "_build" / "work" / "ci", ignore_errors=True)
+    if not only:  # a full refresh starts from an empty work dir, as nbval does
+        shutil.rmtree(ROOT / "_build" / "work" / "ci", ignore_errors=True)
     for name in only or NOTEBOOKS:
         nb = ROOT / "notebooks" / f"{name}.ipynb"
         tmp = nb.with_name(f".{name}.partial.ipynb")
