@@ -30,7 +30,7 @@ chromium:
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "note: could not install chromium; the book's page check will be skipped"; }
 
-unit: $(STAMP)
+unit: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q
 
 nbval: $(STAMP)

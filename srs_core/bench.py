@@ -105,3 +105,13 @@ def loglog_slope(n_items, values) -> float:
     """Least-squares slope of log(value) against log(n_items)."""
     x, y = np.log(np.asarray(n_items, float)), np.log(np.asarray(values, float))
     return float(np.polyfit(x, y, 1)[0])
+
+
+def benchmark_results(folder) -> dict:
+    """The committed benchmark CSVs (``benchmarks/results``), as tables keyed by
+    file stem. Each row names the machine it was measured on and the date."""
+    import pandas as pd
+    from pathlib import Path
+
+    folder = Path(folder)
+    return {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if "smoke" not in f.stem}
