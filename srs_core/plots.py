@@ -19,18 +19,27 @@ def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str) -> plt.F
     training seconds per epoch. Bars are means over seeds; the black lines
     are one standard deviation when there are several seeds; dots are runs."""
     d = df.copy()
-    d[hue] = _label(d, hue)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    d[hue], d[x] = _label(d, hue), _label(d, x)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     sns.barplot(d, x=x, y="mrr_at_20", hue=hue, errorbar="sd", ax=axes[0], err_kws={"linewidth": 1.2}, capsize=0.1)
     axes[0].set(ylabel="MRR@20", xlabel="", title="(a) recommendation quality")
     timed = d.dropna(subset=["epoch_seconds"])
     sns.barplot(timed, x=x, y="epoch_seconds", hue=hue, errorbar="sd", ax=axes[1], capsize=0.1,
                 err_kws={"linewidth": 1.2}, legend=False)
     axes[1].set(ylabel="training seconds per epoch", xlabel="", yscale="log", title="(b) training time")
-    axes[0].legend(fontsize=8, title=None)
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=15)
+    _legend_below(fig, axes[0])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend under the panels, so that it never hides a bar."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.get_legend().remove()
+    fig.tight_layout(rect=(0, 0.1, 1, 0.93))
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
 
 
 def scaling(df: pd.DataFrame) -> plt.Figure:
@@ -45,6 +54,5 @@ def scaling(df: pd.DataFrame) -> plt.Figure:
                  legend=False)
     axes[1].set(xscale="log", yscale="log", xlabel="number of items N", ylabel="peak resident memory (MB)",
                 title="(b) peak memory")
-    axes[0].legend(fontsize=7, title=None)
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
     return fig
