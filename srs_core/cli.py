@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--alpha", type=float, default=0.75, help="exponent for popularity sampling")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
-    pt.add_argument("--output", required=True, type=Path, help="run directory (result.json and checkpoint.pt)")
+    pt.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run directory (result.json and checkpoint.pt)")
     pt.add_argument("--force", action="store_true", help="train again even if the run is complete")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
 
