@@ -198,3 +198,22 @@ def resolve_work_dir(work_dir: str | Path) -> Path:
 def runs_with_epochs(work_dir: str | Path, epochs: int) -> set[str]:
     """Hashes of the complete runs trained for exactly ``epochs`` epochs."""
     return {r["config_hash"] for r in results_store(work_dir).records() if r.get("config", {}).get("epochs") == epochs}
+
+
+def table3(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
+    """Table 3 for display: per dataset, our value beside the published one
+    (counts with thousands separators, the mean length with two decimals)."""
+    long = stats_table(work_dir, names)
+    long = long[long.statistic.isin(["n_items", "n_train_sessions", "n_train_samples", "avg_train_session_length"])]
+
+    def fmt(row, col):
+        v = row[col]
+        if v is None or pd.isna(v):
+            return "-"
+        return f"{v:.2f}" if row.statistic == "avg_train_session_length" else f"{int(v):,}"
+
+    out = long.assign(ours=[fmt(r, "ours") for _, r in long.iterrows()],
+                      dissertation=[fmt(r, "dissertation") for _, r in long.iterrows()])
+    wide = out.pivot(index="statistic", columns="dataset", values=["ours", "dissertation"])
+    wide = wide.swaplevel(axis=1)[[(n, s) for n in names for s in ("ours", "dissertation")]]
+    return wide.loc[["n_items", "n_train_sessions", "n_train_samples", "avg_train_session_length"]]
