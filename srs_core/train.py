@@ -94,12 +94,19 @@ class TrainConfig:
 
 def dataset_fingerprint(ds: ProcessedDataset) -> str:
     """sha256 of the processed arrays: the same data gives the same runs,
-    wherever it lies on disk."""
-    h = hashlib.sha256()
-    for split in (ds.train, ds.test):
-        for arr in (split.items, split.offsets, split.times):
-            h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:16]
+    wherever it lies on disk. Hashed once per directory version (a processed
+    directory is only ever replaced whole, which renews its stats.json)."""
+    key = (str(ds.path.resolve()), (ds.path / "stats.json").stat().st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for split in (ds.train, ds.test):
+            for arr in (split.items, split.offsets, split.times):
+                h.update(np.ascontiguousarray(arr).tobytes())
+        _FINGERPRINTS[key] = h.hexdigest()[:16]
+    return _FINGERPRINTS[key]
+
+
+_FINGERPRINTS: dict[tuple[str, int], str] = {}
 
 
 def resolve_device(name: str) -> torch.device:
