@@ -47,6 +47,17 @@ def load_profile(name: str) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
+    """Run one notebook with papermill from the project root; the output
+    appears only when the run succeeded (temporary file, then rename)."""
+    import papermill as pm
+
+    tmp = nb_out.with_name(f".{nb_out.stem}.partial.ipynb")
+    pm.execute_notebook(str(nb_in), str(tmp), parameters=parameters, cwd=str(ROOT), kernel_name="python3",
+                        progress_bar=False)
+    tmp.replace(nb_out)
+
+
 def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) -> None:
     import papermill as pm
 
@@ -58,24 +69,17 @@ def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) ->
         mine = {k: v for k, v in params.items() if k in declared}
         print(f"[book] {name}: {mine}", flush=True)
         t0 = time.perf_counter()
-        tmp = src / "notebooks" / f".{name}.partial.ipynb"
-        pm.execute_notebook(str(nb_in), str(tmp), parameters=mine, cwd=str(ROOT), kernel_name="python3",
-                            progress_bar=False)
-        tmp.replace(src / "notebooks" / f"{name}.ipynb")
+        _execute(nb_in, src / "notebooks" / f"{name}.ipynb", mine)
         print(f"[book] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def refresh_committed(only: list[str] | None = None) -> None:
     """Execute the committed notebooks in place with their default parameters."""
-    import papermill as pm
-
     if not only:  # a full refresh starts from an empty work dir, as nbval does
         shutil.rmtree(ROOT / "_build" / "work" / "ci", ignore_errors=True)
     for name in only or NOTEBOOKS:
         nb = ROOT / "notebooks" / f"{name}.ipynb"
-        tmp = nb.with_name(f".{name}.partial.ipynb")
-        pm.execute_notebook(str(nb), str(tmp), cwd=str(ROOT), kernel_name="python3", progress_bar=False)
-        tmp.replace(nb)
+        _execute(nb, nb, {})
         print(f"[book] refreshed {nb.relative_to(ROOT)}", flush=True)
 
 
