@@ -18,11 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 ARGS=("$@")
-[ ${#ARGS[@]} -eq 0 ] && ARGS=(--device cuda)
+# CUDA unless the caller names a device (e.g. `--smoke` alone still runs on the GPU)
+[[ " ${ARGS[*]-} " == *" --device "* ]] || ARGS=(--device cuda "${ARGS[@]}")
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# a CPU-only torch (e.g. a .venv built on a laptop) would skip every CUDA test: say which build runs
+"$PY" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| available:', torch.cuda.is_available())"
 if "$PY" -c "import pytest" 2>/dev/null; then
-  "$PY" -m pytest -q -p no:cacheprovider tests/test_optim.py tests/test_losses.py
+  "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_optim.py tests/test_losses.py
 else
   echo "pytest is not installed here: skipping the unit tests (the check below still runs)"
 fi

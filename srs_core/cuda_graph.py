@@ -76,6 +76,16 @@ class GraphedTrainStep:
         if sd.type != self.device.type or (sd.index is not None and self.device.index is not None
                                            and sd.index != self.device.index):
             raise ValueError(f"the loss samples on {loss_fn.sampler.device} but the model is on {self.device}")
+        if generator is not None and generator.device.type != self.device.type:
+            raise ValueError(
+                f"the generator is on {generator.device} but the model is on {self.device}: "
+                f"make it with torch.Generator(device={str(self.device)!r})"
+            )
+        if self.use_graph and int(warmup) < 1:
+            raise ValueError(
+                "a CUDA graph needs warmup >= 1: the optimizers' state must exist before capture, "
+                "or every replay would start Adam afresh"
+            )
         self.model = model
         self.loss_fn = loss_fn
         self.l2 = l2
@@ -159,6 +169,6 @@ class GraphedTrainStep:
         graph = torch.cuda.CUDAGraph()
         if self.generator is not None:
             graph.register_generator_state(self.generator)
-        with torch.cuda.graph(graph):
+        with torch.cuda.device(self.device), torch.cuda.graph(graph):  # capture on the model's own GPU
             self.loss = self._forward_backward_step()
         self.graph = graph

@@ -315,7 +315,9 @@ class SampledSoftmax(Loss):
         logits = s @ item_vectors(embedding, cand, l2).T - self.sampler.log_q_correction(cand).to(s.dtype)
         own = torch.arange(batch, device=targets.device)
         hit = cand.unsqueeze(0) == targets.unsqueeze(1)
-        hit[own, own] = False
+        # (b, b) is the row's own positive: keep it. A plain fill, no indexed
+        # write (which would copy a host value and break CUDA-graph capture).
+        hit.diagonal().fill_(False)
         logits = logits.masked_fill(hit, -math.inf)
         return F.cross_entropy(logits, own)
 

@@ -254,10 +254,11 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             np_gen.bit_generator.state = ckpt["rng"]["numpy"]
-            torch_gen.set_state(ckpt["rng"]["torch"])
+            # map_location moved the saved RNG states to `device`; the setters want CPU ByteTensors
+            torch_gen.set_state(ckpt["rng"]["torch"].cpu())
             torch.set_rng_state(ckpt["rng"]["torch_global"].cpu())
             if "cuda_global" in ckpt["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda_global"])
+                torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda_global"]])
             start_epoch = ckpt["epoch"]
             epochs = list(ckpt["epochs"])
 

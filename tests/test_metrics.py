@@ -46,6 +46,15 @@ def test_chunked_counting_matches_the_full_matrix():
     assert torch.equal(above + 1, full)
 
 
+def test_the_target_column_is_excluded_whatever_its_chunk_score():
+    # the target's score comes from another kernel and may differ from its own
+    # column in the chunk by rounding: that column must never count either way
+    chunk = torch.tensor([[1.0, 3.0, 0.5], [1.0, 3.0, 0.5], [2.0, 2.0, 2.0]])
+    target_scores = torch.tensor([1.0 + 1e-6, 1.0 - 1e-6, 2.0])  # just above / just below column 0
+    cols = torch.tensor([0, 0, -1])  # the third row's target lies in another chunk
+    assert count_at_least(chunk, target_scores, cols).tolist() == [1, 1, 3]
+
+
 def test_empty_evaluation_is_an_error():
     with pytest.raises(ValueError, match="empty"):
         RankAccumulator().result()

@@ -300,6 +300,37 @@ def test_cuda_graph_step_equals_sparse_adam():
     assert step.graph is not None
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("loss_name", ["ns", "triplet", "sampled_softmax"])
+@pytest.mark.parametrize("model_name", ["stamp", "srgnn"])
+def test_cuda_graph_captures_every_sampled_loss_with_in_graph_sampling(loss_name, model_name):
+    from srs_core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(model_name, N_ITEMS, dim=16, sparse=True).cuda()
+    loss_fn = build_loss(loss_name, N_ITEMS, negatives=16, device="cuda")
+    step = GraphedTrainStep(model, loss_fn, batch_size=8, max_len=6, l2=True, lr=1e-2, warmup=2)
+    before = model.item_embedding.weight.detach().clone()
+    drawn = []
+    for items, lengths, targets, _ in make_batches(6, seed=3):
+        loss = step(items.cuda(), lengths.cuda(), targets.cuda())
+        drawn.append(step.negatives.clone())
+        assert torch.isfinite(loss).item()
+    assert step.graph is not None
+    assert not torch.equal(drawn[-1], drawn[-2])  # replays draw fresh negatives
+    assert not torch.equal(model.item_embedding.weight, before)  # and train
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_refuses_a_cpu_generator_and_no_warmup():
+    model = make_model("sparse_fast").cuda()
+    loss_fn = build_loss("ns", N_ITEMS, negatives=4, device="cuda")
+    with pytest.raises(ValueError, match="generator is on cpu"):
+        GraphedTrainStep(model, loss_fn, batch_size=8, max_len=6, l2=True, generator=torch.Generator())
+    with pytest.raises(ValueError, match="warmup >= 1"):
+        GraphedTrainStep(make_model("sparse_fast").cuda(), loss_fn, batch_size=8, max_len=6, l2=True, warmup=0)
+
+
 def test_huge_page_advice_is_best_effort_and_keeps_values():
     from srs_core.optim import advise_huge_pages
 
