@@ -1,15 +1,16 @@
-"""Helpers shared by the benchmark scripts: random batches, a toy encoder,
-synchronised clocks, memory readings and the machine's name."""
+"""Helpers shared by the benchmark scripts: a toy encoder,
+synchronised clocks, memory readings and the machine's name (random
+batches come from :func:`srs_core.bench.random_batches`)."""
 from __future__ import annotations
 
 import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from srs_core.bench import random_batches  # noqa: F401  (re-exported for the scripts)
 from srs_core.models.base import SessionEncoder
 
 OUT_DIR = Path(__file__).parent / "results"  # measured CSVs, committed: the book reads them
@@ -37,20 +38,6 @@ def make_model(name: str, n_items: int, dim: int, sparse: bool) -> SessionEncode
     from srs_core.models import build_model
 
     return build_model(name, n_items, dim=dim, sparse=sparse)
-
-
-def random_batches(n: int, batch: int, max_len: int, n_items: int, device, seed: int = 0):
-    """``n`` right-padded batches of width ``max_len``: lengths uniform in
-    1..max_len, items and targets uniform over the catalogue."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        lengths = rng.integers(1, max_len + 1, size=batch)
-        items = rng.integers(1, n_items + 1, size=(batch, max_len))
-        items[np.arange(max_len)[None, :] >= lengths[:, None]] = 0
-        targets = rng.integers(1, n_items + 1, size=batch)
-        out.append(tuple(torch.as_tensor(a, dtype=torch.long, device=device) for a in (items, lengths, targets)))
-    return out
 
 
 def sync(device: torch.device) -> None:

@@ -39,15 +39,18 @@ class StepSpec:
     seed: int = 0
 
 
-def _random_batches(spec: StepSpec, n: int, device: torch.device):
-    gen = np.random.default_rng(spec.seed)
+def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, seed: int = 0):
+    """``n`` right-padded ``(items, lengths, targets)`` batches of width
+    ``max_len``: lengths uniform in 1..max_len, items and targets uniform over
+    the catalogue (ids 1..n_items; 0 pads). Same seed, same batches."""
+    gen = np.random.default_rng(seed)
     out = []
     for _ in range(n):
-        lengths = gen.integers(1, spec.max_len + 1, size=spec.batch_size)
-        items = gen.integers(1, spec.n_items + 1, size=(spec.batch_size, spec.max_len))
-        items[np.arange(spec.max_len)[None, :] >= lengths[:, None]] = 0
-        targets = gen.integers(1, spec.n_items + 1, size=spec.batch_size)
-        out.append(tuple(torch.as_tensor(a, device=device) for a in (items, lengths, targets)))
+        lengths = gen.integers(1, max_len + 1, size=batch_size)
+        items = gen.integers(1, n_items + 1, size=(batch_size, max_len))
+        items[np.arange(max_len)[None, :] >= lengths[:, None]] = 0
+        targets = gen.integers(1, n_items + 1, size=batch_size)
+        out.append(tuple(torch.as_tensor(a, dtype=torch.long, device=device) for a in (items, lengths, targets)))
     return out
 
 
@@ -67,7 +70,7 @@ def time_step(spec: StepSpec) -> dict:
     loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
-    batches = _random_batches(spec, spec.warmup + spec.repeats, device)
+    batches = random_batches(spec.warmup + spec.repeats, spec.batch_size, spec.max_len, spec.n_items, device, spec.seed)
 
     def step(items, lengths, targets):
         loss = loss_fn(model(items, lengths), targets, model.item_embedding, l2=spec.l2, generator=gen)
