@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install book test unit nbval clean help chromium
+.PHONY: install book test unit nbval clean help chromium bench-peers
 
 help:
 	@echo "make book [PROFILE=ci|default|full]  - set up, run every notebook, build the HTML book"
 	@echo "make test                            - set up, run unit tests and nbval notebook checks"
+	@echo "make bench-peers [ARGS=...]          - time our training step next to RecBole's (own venv)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +39,18 @@ nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks -q
 
 test: unit nbval
+
+# Our training step next to RecBole's (benchmarks/bench_peers.py). RecBole
+# needs numpy < 2, so it gets its own pinned environment, .venv-peers.
+# Not part of book or test; pass options with ARGS="--models stamp --items 1e4".
+PEERS := .venv-peers
+$(PEERS)/.installed: benchmarks/peers-requirements.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers-requirements.txt
+	touch $@
+
+bench-peers: $(PEERS)/.installed
+	PYTHONPATH=$(CURDIR) $(PEERS)/bin/python benchmarks/bench_peers.py $(ARGS)
 
 clean:
 	rm -rf _build
