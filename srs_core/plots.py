@@ -56,3 +56,23 @@ def scaling(df: pd.DataFrame) -> plt.Figure:
                 title="(b) peak memory")
     _legend_below(fig, axes[0])
     return fig
+
+
+def peers(df: pd.DataFrame) -> plt.Figure:
+    """Ours against RecBole (``benchmarks/results/peers.csv``): median ms per
+    training step against the number of items, one panel per encoder (log-log)."""
+    d = df.copy()
+    d["configuration"] = d["library"].map({"recbole": "RecBole", "ours": "ours"}) + " " + \
+        d["loss"].map(lambda v: LABELS.get(v, v)) + " + " + d["optimizer"].replace({"adam": "dense Adam", "dense": "dense Adam"})
+    models = list(dict.fromkeys(d["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 4.2), sharey=True, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sns.lineplot(d[d.model == model], x="n_items", y="median_ms", hue="configuration", style="configuration",
+                     markers=True, dashes=False, ax=ax, hue_order=list(dict.fromkeys(d["configuration"])),
+                     style_order=list(dict.fromkeys(d["configuration"])))
+        ax.set(xscale="log", yscale="log", xlabel="number of items N", ylabel="ms per training step (median)",
+               title=LABELS.get(model, model))
+        if ax is not axes[0][0]:
+            ax.get_legend().remove()
+    _legend_below(fig, axes[0][0])
+    return fig
