@@ -62,14 +62,15 @@ def peers(df: pd.DataFrame) -> plt.Figure:
     """Ours against RecBole (``benchmarks/results/peers.csv``): median ms per
     training step against the number of items, one panel per encoder (log-log)."""
     d = df.copy()
-    d["configuration"] = d["library"].map({"recbole": "RecBole", "ours": "ours"}) + " " + \
-        d["loss"].map(lambda v: LABELS.get(v, v)) + " + " + d["optimizer"].replace({"adam": "dense Adam", "dense": "dense Adam"})
+    library = d["library"].map({"recbole": "RecBole", "ours": "ours"})
+    optimizer = d["optimizer"].replace({"adam": "dense Adam", "dense": "dense Adam"})
+    d["configuration"] = library + " " + d["loss"].map(lambda v: LABELS.get(v, v)) + " + " + optimizer
+    order = list(dict.fromkeys(d["configuration"]))  # the same colours and markers in every panel
     models = list(dict.fromkeys(d["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 4.2), sharey=True, squeeze=False)
     for ax, model in zip(axes[0], models):
         sns.lineplot(d[d.model == model], x="n_items", y="median_ms", hue="configuration", style="configuration",
-                     markers=True, dashes=False, ax=ax, hue_order=list(dict.fromkeys(d["configuration"])),
-                     style_order=list(dict.fromkeys(d["configuration"])))
+                     markers=True, dashes=False, ax=ax, hue_order=order, style_order=order)
         ax.set(xscale="log", yscale="log", xlabel="number of items N", ylabel="ms per training step (median)",
                title=LABELS.get(model, model))
         if ax is not axes[0][0]:
