@@ -41,7 +41,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT_DIR, machine  # noqa: E402
 
-from srs_core.bench import random_batches  # noqa: E402
+from srs_core.bench import StepSpec, build_step, random_batches  # noqa: E402
 
 RECBOLE_CLASSES = {"stamp": "STAMP", "gru4rec": "GRU4Rec", "narm": "NARM", "srgnn": "SRGNN"}
 # (library, loss, optimizer) in the order they are run within each step
@@ -119,31 +118,11 @@ def recbole_step(model_name: str, loss_type: str, n_items: int, dim: int, seed: 
 
 
 def ours_step(model_name: str, loss: str, optimizer: str, n_items: int, dim: int, negatives: int, seed: int):
-    from srs_core.losses import build_loss
-    from srs_core.models import build_model
-    from srs_core.optim import build_optimizer, embedding_is_sparse
-
-    torch.manual_seed(seed)
-    model = build_model(model_name, n_items, dim=dim, sparse=embedding_is_sparse(optimizer))
-    model.train()
-    opt = build_optimizer(model, optimizer)
-    counts = np.ones(n_items + 1, dtype=np.int64)  # uniform popularity: logQ is a constant here
-    counts[0] = 0
-    loss_fn = build_loss(loss, negatives=negatives, counts=counts, device="cpu")
-    gen = torch.Generator().manual_seed(seed)
-    l2 = loss != "ce"
-
-    def prepare(items, lengths, targets):
-        return items, lengths, targets
-
-    def step(batch):
-        items, lengths, targets = batch
-        value = loss_fn(model(items, lengths), targets, model.item_embedding, l2=l2, generator=gen)
-        opt.zero_grad()
-        value.backward()
-        opt.step()
-
-    return prepare, step
+    """Our step, as the scaling notebook times it (L2 with the sampled losses)."""
+    spec = StepSpec(model=model_name, loss=loss, optimizer=optimizer, n_items=n_items, l2=loss != "ce",
+                    negatives=negatives, dim=dim, seed=seed)
+    step = build_step(spec)
+    return (lambda *batch: batch), (lambda batch: step(*batch))
 
 
 def measure(model_name: str, n_items: int, args) -> list[dict]:

@@ -54,8 +54,10 @@ def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, 
     return out
 
 
-def time_step(spec: StepSpec) -> dict:
-    """Median wall time of one training step (ms), measured in this process."""
+def build_step(spec: StepSpec):
+    """``step(items, lengths, targets)``: one full training step (forward, loss
+    with its negatives drawn inside, backward, both optimizers) of a fresh
+    model built from ``spec``, with uniform item counts."""
     from srs_core.losses import build_loss
     from srs_core.models import build_model
     from srs_core.optim import build_optimizer, check_combination, embedding_is_sparse
@@ -70,7 +72,6 @@ def time_step(spec: StepSpec) -> dict:
     loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
-    batches = random_batches(spec.warmup + spec.repeats, spec.batch_size, spec.max_len, spec.n_items, device, spec.seed)
 
     def step(items, lengths, targets):
         loss = loss_fn(model(items, lengths), targets, model.item_embedding, l2=spec.l2, generator=gen)
@@ -78,6 +79,14 @@ def time_step(spec: StepSpec) -> dict:
         loss.backward()
         opt.step()
 
+    return step
+
+
+def time_step(spec: StepSpec) -> dict:
+    """Median wall time of one training step (ms), measured in this process."""
+    device = torch.device(spec.device)
+    step = build_step(spec)
+    batches = random_batches(spec.warmup + spec.repeats, spec.batch_size, spec.max_len, spec.n_items, device, spec.seed)
     times = []
     for i, batch in enumerate(batches):
         if device.type == "cuda":
