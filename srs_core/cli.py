@@ -79,9 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--dim", type=int, default=100, help="embedding size d")
     pt.add_argument("--negatives", type=int, default=100, help="negatives per sample (k)")
     pt.add_argument("--margin", type=float, default=0.5, help="triplet margin m")
-    pt.add_argument("--sampling", default="uniform", choices=["uniform", "popularity"],
-                    help="negative distribution: uniform or popularity^alpha")
+    pt.add_argument("--sampling", default="uniform", choices=["uniform", "popularity", "mixed"],
+                    help="negative distribution: uniform, popularity^alpha, or mixed (extension: (1-mix) uniform + "
+                    "mix popularity^alpha)")
     pt.add_argument("--alpha", type=float, default=0.75, help="exponent for popularity sampling")
+    ext = pt.add_argument_group("extensions (not in the dissertation; the defaults are its setting)")
+    ext.add_argument("--score-scale", type=float, default=1.0, metavar="S",
+                     help="multiply the L2-normalised scores by S in every loss (needs --l2; default 1)")
+    ext.add_argument("--shared-negatives", action="store_true",
+                     help="ns/triplet: one set of k negatives shared by the whole batch (more negatives, same cost)")
+    ext.add_argument("--mix", type=float, default=0.5, help="popularity share of --sampling mixed (default 0.5)")
+    ext.add_argument("--patience", type=int, default=0,
+                     help="stop after this many epochs without a better MRR@20 on the test day (0: off)")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
     pt.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run directory (result.json and checkpoint.pt)")
@@ -116,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 data=str(args.data), model=args.model, loss=args.loss, optimizer=args.optimizer, l2=args.l2,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dim=args.dim, negatives=args.negatives,
                 margin=args.margin, sampling=args.sampling, alpha=args.alpha, seed=args.seed, device=args.device,
+                score_scale=args.score_scale, shared_negatives=args.shared_negatives, mix=args.mix,
+                patience=args.patience,
             )
             rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
             for e in rec["epochs"]:

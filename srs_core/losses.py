@@ -35,7 +35,7 @@ from torch import nn
 
 from .scoring import all_items, item_vectors, prepare_session
 
-DISTRIBUTIONS = ("uniform", "popularity")
+DISTRIBUTIONS = ("uniform", "popularity", "mixed")
 
 
 class NegativeSampler:
@@ -47,6 +47,9 @@ class NegativeSampler:
     ``counts`` has length N + 1 with index 0 the padding id (ignored).
     Items with a zero count are never drawn. ``counts`` is ignored by the
     uniform distribution.
+    ``distribution="mixed"`` (an extension): ``(1 - mix) * uniform + mix *
+    popularity^alpha``, so every item keeps a floor probability while
+    popular items are drawn more often; ``mix=1`` is ``popularity``.
 
     ``shared=False`` draws ``[B, k]`` ids (each sample its own k negatives);
     ``shared=True`` draws ``[k]`` ids used by the whole batch.
@@ -65,6 +68,7 @@ class NegativeSampler:
         alpha: float = 0.75,
         counts: np.ndarray | torch.Tensor | None = None,
         shared: bool = False,
+        mix: float = 0.5,
         device: torch.device | str = "cpu",
     ) -> None:
         if n_items < 1:
@@ -79,6 +83,7 @@ class NegativeSampler:
         self.k = int(k)
         self.distribution = distribution
         self.alpha = float(alpha)
+        self.mix = float(mix) if distribution == "mixed" else None
         self.shared = bool(shared)
         self.device = torch.device(device)
         self.cdf: torch.Tensor | None = None
@@ -88,7 +93,7 @@ class NegativeSampler:
         else:
             if counts is None:
                 raise ValueError(
-                    "distribution='popularity' needs counts: the training frequency of every id 0..N "
+                    f"distribution={distribution!r} needs counts: the training frequency of every id 0..N "
                     "(e.g. ProcessedDataset.item_counts())"
                 )
             c = torch.as_tensor(np.asarray(counts), dtype=torch.float64).flatten()
@@ -105,6 +110,10 @@ class NegativeSampler:
             if total <= 0:
                 raise ValueError("counts has no positive entry among items 1..N: nothing to sample")
             p = w / total
+            if distribution == "mixed":
+                if not 0.0 <= mix <= 1.0:
+                    raise ValueError(f"mix must be in [0, 1] (the popularity share of the mixture), got {mix}")
+                p = (1.0 - mix) / self.n_items + mix * p
             cdf = torch.cumsum(p, 0)
             self.cdf = cdf / cdf[-1]  # top exactly 1.0, so u in [0, 1) always lands on an item
             log_q = torch.full((self.n_items + 1,), -math.inf, dtype=torch.float64)
@@ -162,10 +171,17 @@ class Loss:
     sampled: ClassVar[bool] = False
     shared_negatives: ClassVar[bool] = False
 
-    def __init__(self, sampler: NegativeSampler | None = None) -> None:
+    def __init__(self, sampler: NegativeSampler | None = None, score_scale: float = 1.0) -> None:
         if self.sampled and sampler is None:
             raise ValueError(f"the {self.name!r} loss needs a NegativeSampler")
+        if not (math.isfinite(score_scale) and score_scale > 0):
+            raise ValueError(f"score_scale must be a positive number, got {score_scale}")
         self.sampler = sampler
+        self.score_scale = float(score_scale)
+
+    def session(self, session: torch.Tensor, l2: bool) -> torch.Tensor:
+        """The session vectors every score of this loss is made from."""
+        return prepare_session(session, l2, self.score_scale)
 
     def __call__(
         self,
@@ -191,7 +207,7 @@ class Loss:
     def __repr__(self) -> str:
         params = {k: v for k, v in vars(self).items() if k != "sampler"}
         if self.sampler is not None:
-            params.update(k=self.sampler.k, distribution=self.sampler.distribution)
+            params.update(k=self.sampler.k, distribution=self.sampler.distribution, shared=self.sampler.shared)
         inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
         return f"{type(self).__name__}({inner})"
 
@@ -201,25 +217,17 @@ class CrossEntropy(Loss):
 
     ``scores = prepare_session(s) @ all_items(E, l2).T``; with L2 on these are
     cosines in [-1, 1]. The dissertation's experiment III applied CE with L2
-    as is, so the default ``temperature=None`` divides by nothing;
-    ``temperature=t`` divides the scores by ``t`` (not in the dissertation).
+    as is (``score_scale=1``); a larger ``score_scale`` (an extension) is the
+    inverse of a softmax temperature.
     Its gradient reaches every item row: use it with the dense optimizer.
     """
 
     name = "ce"
 
-    def __init__(self, temperature: float | None = None) -> None:
-        super().__init__(None)
-        if temperature is not None and not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
-
     def compute(self, session, targets, embedding, negatives, l2):
         if negatives is not None:
             raise ValueError("full cross-entropy uses every item; it takes no negatives")
-        scores = prepare_session(session, l2) @ all_items(embedding, l2).T
-        if self.temperature is not None:
-            scores = scores / self.temperature
+        scores = self.session(session, l2) @ all_items(embedding, l2).T
         return F.cross_entropy(scores, targets - 1)
 
 
@@ -235,7 +243,7 @@ class NegativeSampling(Loss):
     sampled = True
 
     def compute(self, session, targets, embedding, negatives, l2):
-        s = prepare_session(session, l2)
+        s = self.session(session, l2)
         if negatives.dim() == 1:
             pos = (s * item_vectors(embedding, targets, l2)).sum(-1)
             neg = s @ item_vectors(embedding, negatives, l2).T
@@ -258,20 +266,22 @@ class Triplet(Loss):
     mean over the batch. Distances are Euclidean (not squared), computed
     directly from the differences so the gradient stays finite at zero
     distance. The margin is not given in the dissertation; the default
-    ``margin=0.5`` suits unit vectors under L2 (distances in [0, 2]).
+    ``margin=0.5`` suits unit vectors under L2 (distances in [0, 2]). A
+    ``score_scale`` S multiplies every distance by S, which is the same as
+    dividing the margin by S.
     """
 
     name = "triplet"
     sampled = True
 
-    def __init__(self, sampler: NegativeSampler, margin: float = 0.5) -> None:
-        super().__init__(sampler)
+    def __init__(self, sampler: NegativeSampler, margin: float = 0.5, score_scale: float = 1.0) -> None:
+        super().__init__(sampler, score_scale)
         if not math.isfinite(margin) or margin < 0:
             raise ValueError(f"margin must be a finite non-negative number, got {margin}")
         self.margin = float(margin)
 
     def compute(self, session, targets, embedding, negatives, l2):
-        s = prepare_session(session, l2)
+        s = self.session(session, l2)
         if negatives.dim() == 1:
             d_pos = (s - item_vectors(embedding, targets, l2)).norm(dim=-1)
             d_neg = (s.unsqueeze(1) - item_vectors(embedding, negatives, l2).unsqueeze(0)).norm(dim=-1)
@@ -310,7 +320,7 @@ class SampledSoftmax(Loss):
                 f"sampled_softmax uses negatives shared by the batch, shape [k]; got {tuple(negatives.shape)}"
             )
         batch = targets.shape[0]
-        s = prepare_session(session, l2)
+        s = self.session(session, l2)
         cand = torch.cat([targets, negatives])  # [B + k]
         logits = s @ item_vectors(embedding, cand, l2).T - self.sampler.log_q_correction(cand).to(s.dtype)
         own = torch.arange(batch, device=targets.device)
@@ -340,23 +350,28 @@ def build_loss(
     distribution: str = "uniform",
     alpha: float = 0.75,
     counts: np.ndarray | None = None,
-    temperature: float | None = None,
+    score_scale: float = 1.0,
+    shared_negatives: bool = False,
+    mix: float = 0.5,
     device: torch.device | str = "cpu",
 ) -> Loss:
     """The loss ``name`` (one of :data:`LOSSES`) with its own negative sampler.
 
-    ``negatives`` (k), ``distribution``, ``alpha`` and ``counts`` configure the
-    sampler of the sampled losses; ``margin`` is the triplet margin;
-    ``temperature`` only applies to ``ce``. ``n_items`` defaults to
-    ``len(counts) - 1``.
+    ``negatives`` (k), ``distribution``, ``alpha``, ``mix`` and ``counts``
+    configure the sampler of the sampled losses; ``margin`` is the triplet
+    margin; ``score_scale`` multiplies L2-normalised scores in every loss.
+    ``shared_negatives=True`` (an extension) gives ``ns`` and ``triplet`` one
+    set of k negatives for the whole batch, so k can grow at the cost of k
+    row lookups instead of B x k; ``sampled_softmax`` always shares them.
+    ``n_items`` defaults to ``len(counts) - 1``.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     cls = LOSSES[name]
     if not cls.sampled:
-        return cls(temperature=temperature)
-    if temperature is not None:
-        raise ValueError(f"temperature only applies to the 'ce' loss, not {name!r}")
+        if shared_negatives:
+            raise ValueError("shared_negatives applies to the sampled losses, not 'ce' (it uses every item)")
+        return cls(score_scale=score_scale)
     if n_items is None:
         if counts is None:
             raise ValueError(f"the {name!r} loss needs n_items (or counts, of length n_items + 1) to sample negatives")
@@ -369,9 +384,10 @@ def build_loss(
         distribution=distribution,
         alpha=alpha,
         counts=counts,
-        shared=cls.shared_negatives,
+        shared=cls.shared_negatives or shared_negatives,
+        mix=mix,
         device=device,
     )
     if cls is Triplet:
-        return Triplet(sampler, margin=margin)
-    return cls(sampler)
+        return Triplet(sampler, margin=margin, score_scale=score_scale)
+    return cls(sampler, score_scale=score_scale)

@@ -2,7 +2,9 @@
 
 Dissertation Section 4.2: with L2 on, session embeddings are normalised, and
 item embeddings are normalised whenever they are compared with sessions (in
-every loss and in evaluation), but not inside the models' aggregation.
+every loss and in evaluation), but not inside the models' aggregation. Our
+extension ``score_scale`` multiplies the normalised session vector, so it
+scales every L2 score (as NISER's scale factor does for SR-GNN).
 """
 from __future__ import annotations
 
@@ -11,9 +13,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def prepare_session(session: torch.Tensor, l2: bool) -> torch.Tensor:
-    """Session embeddings as compared with items (unit length when ``l2``)."""
-    return F.normalize(session, dim=-1) if l2 else session
+def prepare_session(session: torch.Tensor, l2: bool, score_scale: float = 1.0) -> torch.Tensor:
+    """Session embeddings as compared with items: unit length when ``l2``,
+    then multiplied by ``score_scale`` (an extension, not in the dissertation).
+
+    With L2 every score ``s . y`` is a cosine in [-1, 1]; a scale ``S`` makes it
+    ``S cos`` in [-S, S], and every distance ``||S s - S y||`` is S times the
+    unit one. The ranking of items is the same for every ``S > 0``; only the
+    losses see the difference. ``S = 1`` is the dissertation's setting.
+    """
+    if score_scale != 1.0 and not l2:
+        raise ValueError(f"score_scale={score_scale} only applies to L2-normalised scores; pass l2=True "
+                         "(--l2) or leave the scale at 1")
+    if not l2:
+        return session
+    s = F.normalize(session, dim=-1)
+    return s * score_scale if score_scale != 1.0 else s
 
 
 def item_vectors(embedding: nn.Embedding, ids: torch.Tensor, l2: bool) -> torch.Tensor:

@@ -58,6 +58,11 @@ class TrainConfig:
     alpha: float = 0.75
     max_len: int = 25
     seed: int = 0
+    # Extensions (not in the dissertation); their defaults are its setting.
+    score_scale: float = 1.0  # multiplies L2-normalised scores in every loss (needs l2)
+    shared_negatives: bool = False  # ns/triplet: one set of k negatives for the whole batch
+    mix: float = 0.5  # sampling="mixed": popularity share of the uniform/popularity mixture
+    patience: int = 0  # stop after this many epochs without a better MRR@20 (0: run every epoch)
     # These change where and how fast a run goes, not its result: they are
     # left out of the config hash.
     device: str = "auto"
@@ -80,16 +85,36 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "dim", "negatives", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.sampling not in ("uniform", "popularity"):
-            raise ValueError(f"sampling must be 'uniform' or 'popularity', got {self.sampling!r}")
+        if self.sampling not in ("uniform", "popularity", "mixed"):
+            raise ValueError(f"sampling must be 'uniform', 'popularity' or 'mixed', got {self.sampling!r}")
+        if not self.score_scale > 0:
+            raise ValueError(f"score_scale must be positive, got {self.score_scale}")
+        if self.score_scale != 1.0 and not self.l2:
+            raise ValueError(f"score_scale={self.score_scale} multiplies L2-normalised scores: add --l2 "
+                             "(l2=True) or leave the scale at 1")
+        if self.shared_negatives and self.loss not in ("ns", "triplet"):
+            raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {self.loss!r} "
+                             "(sampled_softmax always shares its negatives; ce uses every item)")
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 
     def identity(self, dataset_fingerprint: str) -> dict:
-        """The fields that define the result, with the dataset by content."""
-        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RUNTIME_FIELDS}
+        """The fields that define the result, with the dataset by content.
+        An extension left at its default is left out, so every run recorded
+        before the extension existed keeps its hash."""
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
+        if self.sampling != "mixed":
+            d.pop("mix", None)
         d["dataset"] = dataset_fingerprint
         return d
+
+
+_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0}
 
 
 def dataset_fingerprint(ds: ProcessedDataset) -> str:
@@ -191,6 +216,15 @@ def _peak_memory(device: torch.device) -> dict:
     return mem
 
 
+def stopped_early(epochs: list[dict], patience: int) -> bool:
+    """True when the last ``patience`` epochs brought no better MRR@20 than
+    the best before them (never when ``patience`` is 0)."""
+    if patience < 1 or len(epochs) <= patience:
+        return False
+    best_before = max(e["mrr_at_20"] for e in epochs[:-patience])
+    return all(e["mrr_at_20"] <= best_before for e in epochs[-patience:])
+
+
 def _best(epochs: list[dict]) -> dict | None:
     """The best epoch by MRR@20, as the dissertation keeps it (first on ties)."""
     if not epochs:
@@ -239,7 +273,8 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
     opt = build_optimizer(model, config.optimizer, lr=config.lr)
     loss_fn = build_loss(
         config.loss, negatives=config.negatives, margin=config.margin, distribution=config.sampling,
-        alpha=config.alpha, counts=ds.item_counts(), device=device,
+        alpha=config.alpha, counts=ds.item_counts(), score_scale=config.score_scale,
+        shared_negatives=config.shared_negatives, mix=config.mix, device=device,
     )
     np_gen = np.random.default_rng(config.seed)
     torch_gen = torch.Generator(device=device)
@@ -281,6 +316,8 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
     total = n_batches(ds.train, config.batch_size)
     for epoch in tqdm(range(start_epoch + 1, config.epochs + 1), desc=f"{config.model}/{config.loss}/{config.optimizer}",
                       initial=start_epoch, total=config.epochs, disable=quiet):
+        if stopped_early(epochs, config.patience):
+            break  # a resumed run that had already stopped
         model.train()
         losses = []
         _sync(device)
@@ -311,7 +348,8 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
         record.update(epochs=epochs, best=_best(epochs), **_peak_memory(device))
         atomic_write_json(run_dir / "result.json", record)
 
-    record.update(status="complete", epochs=epochs, best=_best(epochs), **_peak_memory(device))
+    record.update(status="complete", epochs=epochs, best=_best(epochs), stopped_epoch=epochs[-1]["epoch"] if epochs else 0,
+                  stopped_early=stopped_early(epochs, config.patience), **_peak_memory(device))
     atomic_write_json(run_dir / "result.json", record)
     return record
 

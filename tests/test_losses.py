@@ -50,9 +50,13 @@ def test_cross_entropy_by_hand(setup, l2):
     expected = np.mean([np.log(np.exp(row).sum()) - row[t - 1] for row, t in zip(scores, targets)])
     loss = build_loss("ce")(*torch_inputs(session, table, targets), l2)
     assert loss.item() == pytest.approx(expected, rel=1e-10)
-    hot = build_loss("ce", temperature=0.1)(*torch_inputs(session, table, targets), l2)
-    expected_hot = np.mean([np.log(np.exp(r / 0.1).sum()) - r[t - 1] / 0.1 for r, t in zip(scores, targets)])
-    assert hot.item() == pytest.approx(expected_hot, rel=1e-10)
+    if l2:  # the score scale (an extension) multiplies the cosines, like an inverse temperature
+        hot = build_loss("ce", score_scale=10.0)(*torch_inputs(session, table, targets), l2)
+        expected_hot = np.mean([np.log(np.exp(r * 10).sum()) - r[t - 1] * 10 for r, t in zip(scores, targets)])
+        assert hot.item() == pytest.approx(expected_hot, rel=1e-10)
+    else:
+        with pytest.raises(ValueError, match="only applies to L2"):
+            build_loss("ce", score_scale=10.0)(*torch_inputs(session, table, targets), l2)
 
 
 NEG = np.array([[1, 2, 7], [3, 5, 5], [8, 9, 4]])  # row 0 and row 1 hold accidental hits
@@ -171,8 +175,12 @@ def test_losses_are_registered_and_bad_parameters_are_named():
         build_loss("ns", N, distribution="popularity")
     with pytest.raises(ValueError, match="n_items \\+ 1"):
         build_loss("ns", N, distribution="popularity", counts=np.ones(N))
-    with pytest.raises(ValueError, match="temperature"):
-        build_loss("ns", N, temperature=1.0)
+    with pytest.raises(ValueError, match="score_scale must be a positive"):
+        build_loss("ns", N, score_scale=0.0)
+    with pytest.raises(ValueError, match="shared_negatives applies to the sampled"):
+        build_loss("ce", shared_negatives=True)
+    with pytest.raises(ValueError, match="mix must be in"):
+        build_loss("ns", N, distribution="mixed", counts=np.ones(N + 1), mix=1.5)
     with pytest.raises(ValueError, match="needs n_items"):
         build_loss("ns")
     # n_items may come from counts, as the trainer passes them
