@@ -34,6 +34,7 @@ NOTEBOOKS = [
     "01-experiment-1",
     "02-experiment-2",
     "03-experiment-3",
+    "06-diagnosis",
     "04-scaling",
     "05-figures",
 ]

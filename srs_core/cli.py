@@ -6,6 +6,7 @@ Examples::
     srs preprocess --dataset diginetica --input train-item-views.csv --output data/digi
     srs train --data data/digi --model stamp --loss ns --optimizer sparse --l2 --output runs/stamp-ns
     srs baseline --data data/digi --name transition
+    srs convert-session-rec --input yoochoose-clicks-100k_train_full.txt --output yoochoose-clicks.dat
 """
 from __future__ import annotations
 
@@ -19,6 +20,27 @@ def _fraction(text: str) -> str:
     if text not in ("1/4", "1/64"):
         raise argparse.ArgumentTypeError(f"--fraction must be 1/4 or 1/64, got {text!r}")
     return text
+
+
+def _baseline_params(name: str, pairs: list[str], defaults: dict) -> dict:
+    """``["k=200", ...]`` as typed keyword arguments of baseline ``name`` (typed like the defaults)."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in defaults or key == "batch_size":
+            raise ValueError(f"--param {pair!r}: expected NAME=VALUE with NAME one of "
+                             f"{', '.join(k for k in defaults if k != 'batch_size')} for baseline {name!r}")
+        kind = type(defaults[key])
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--param {pair!r}: {key} takes true or false")
+            out[key] = text.lower() in ("true", "1")
+        else:
+            try:
+                out[key] = kind(text)
+            except ValueError:
+                raise ValueError(f"--param {pair!r}: {key} takes a {kind.__name__}") from None
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--max-len", type=int, default=25, help="keep the last N events of every session (default 25)")
     pp.add_argument("--min-item-support", type=int, default=5, help="drop items seen fewer times (default 5)")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    pc = sub.add_parser("convert-session-rec", help="write a session-rec SessionId/ItemId/Time TSV as raw yoochoose-clicks.dat",
+                        description="Convert a session-rec prepared file (e.g. data/rsc15/prepared/"
+                        "yoochoose-clicks-100k_train_full.txt: tab-separated SessionId, ItemId, Time in Unix seconds) "
+                        "into the raw RecSys Challenge 2015 format (session, ISO-8601 UTC time with milliseconds, "
+                        "item, category 0), which `srs preprocess --dataset yoochoose` reads.")
+    pc.add_argument("--input", required=True, type=Path, help="session-rec TSV file")
+    pc.add_argument("--output", required=True, type=Path, help="yoochoose-clicks.dat to write (atomically)")
+    pc.add_argument("--quiet", action="store_true", help="no progress bars")
 
     ps = sub.add_parser("synth", help="generate a synthetic dataset that mimics a real one",
                         description="Generate synthetic sessions mimicking one dataset of the dissertation's Table 3 "
@@ -93,14 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after this many epochs without a better MRR@20 on the test day (0: off)")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
+    pt.add_argument("--graph", default="auto", choices=["auto", "on", "off"],
+                    help="replay each training step from a CUDA graph: auto (default) where the device is CUDA and the "
+                    "pairing allows it (a sampled loss with sparse_fast, or dense Adam), on (on CPU: the same "
+                    "static-shape step run eagerly), off; never changes the run's config hash. Under torchrun "
+                    "(`torchrun --nproc_per_node K -m srs_core.cli train ...`) the run is data-parallel and "
+                    "--batch-size is the global batch")
     pt.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run directory (result.json and checkpoint.pt)")
     pt.add_argument("--force", action="store_true", help="train again even if the run is complete")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    pb = sub.add_parser("baseline", help="evaluate a non-neural baseline (popularity or transition)",
-                        description="Evaluate a baseline with the same full-ranking metrics as the neural models.")
+    from srs_core.baselines import BASELINES
+
+    pb = sub.add_parser("baseline", help="evaluate a non-neural baseline (popularity, transition, sr, ar, sknn, vsknn)",
+                        description="Fit a baseline on the train split and evaluate it on the test split with the same "
+                        "full-ranking P@20 and MRR@20 and tie rule as the neural models. sr, ar, sknn and vsknn are "
+                        "session-rec's sequential rules, association rules, session-kNN and V-SKNN, with its defaults.")
     pb.add_argument("--data", required=True, type=Path, help="processed dataset directory")
-    pb.add_argument("--name", required=True, choices=["popularity", "transition"])
+    pb.add_argument("--name", required=True, choices=list(BASELINES))
+    pb.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="set a hyperparameter (repeatable), e.g. --param k=200 --param sample_size=1000; "
+                    "see srs_core.baselines for each baseline's parameters and defaults")
+    pb.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
@@ -113,12 +158,21 @@ def main(argv: list[str] | None = None) -> int:
             out = preprocess_file(args.dataset, args.input, args.output, test_days=args.test_days, fraction=args.fraction,
                                   max_len=args.max_len, min_item_support=args.min_item_support, quiet=args.quiet)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
+        elif args.command == "convert-session-rec":
+            from srs_core.data.readers import read_tsv
+            from srs_core.data.synthetic import write_raw
+
+            events = read_tsv(args.input, quiet=args.quiet)
+            write_raw(events, args.output, fmt="yoochoose")
+            print(f"wrote {len(events):,} clicks of {events['session'].nunique():,} sessions to {args.output}")
         elif args.command == "synth":
             from srs_core.data.synthetic import synthesize
 
             out = synthesize(args.preset, args.scale, args.seed, args.output, quiet=args.quiet)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
         elif args.command == "train":
+            from os import environ
+
             from srs_core.train import TrainConfig, fit
 
             cfg = TrainConfig(
@@ -126,18 +180,21 @@ def main(argv: list[str] | None = None) -> int:
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dim=args.dim, negatives=args.negatives,
                 margin=args.margin, sampling=args.sampling, alpha=args.alpha, seed=args.seed, device=args.device,
                 score_scale=args.score_scale, shared_negatives=args.shared_negatives, mix=args.mix,
-                patience=args.patience,
+                patience=args.patience, graph=args.graph,
             )
             rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
+            if environ.get("RANK", "0") != "0":
+                return 0  # under torchrun, rank 0 reports
             for e in rec["epochs"]:
                 print(f"epoch {e['epoch']}: P@20 {e['p_at_20']:.4f}  MRR@20 {e['mrr_at_20']:.4f}  "
                       f"train {e['train_seconds']:.1f}s")
             print(f"best epoch {rec['best']['epoch']}: MRR@20 {rec['best']['mrr_at_20']:.4f}; record in {args.output / 'result.json'}")
         elif args.command == "baseline":
-            from srs_core.baselines import evaluate_baseline
+            from srs_core.baselines import baseline_params, evaluate_baseline
             from srs_core.data.dataset import ProcessedDataset
 
-            res = evaluate_baseline(args.name, ProcessedDataset.load(args.data))
+            params = _baseline_params(args.name, args.param, baseline_params(args.name))
+            res = evaluate_baseline(args.name, ProcessedDataset.load(args.data), quiet=args.quiet, params=params)
             print(json.dumps(res, indent=2))
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"srs {args.command}: error: {exc}", file=sys.stderr)

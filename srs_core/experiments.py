@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
+from srs_core.diagnosis import is_extension, variant
 from srs_core.results import ResultsStore, config_hash, is_complete
 from srs_core.train import TrainConfig, dataset_fingerprint, run_in_store
 
@@ -30,7 +31,12 @@ REAL_FORMATS = {
     "yoochoose-1/64": ("yoochoose", {"fraction": "1/64", "test_days": 1}),
     "diginetica": ("diginetica", {"test_days": 7}),
     "meli2020": ("meli2020", {"test_days": 7}),
+    # session-rec's public 100k-click Yoochoose sample (README: how to make the
+    # file); its last day is the validation day. No synthetic twin exists.
+    "yoochoose-100k": ("yoochoose", {"test_days": 1}),
 }
+#: Datasets that exist only as real files: skipped, with a note, where the file is absent.
+REAL_ONLY = ("yoochoose-100k",)
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
           "sampled_softmax": "sampled softmax (logQ)", "popularity": "popularity", "transition": "transition"}
@@ -63,7 +69,9 @@ def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int 
     from srs_core.data.preprocess import preprocess_file
     from srs_core.data.synthetic import PRESETS, synthesize
 
-    check_names("dataset", [name], list(PRESETS))
+    check_names("dataset", [name], [*PRESETS, *REAL_ONLY])
+    if name in REAL_ONLY and not raw_path:
+        raise ValueError(f"dataset {name!r} has no synthetic preset: give its raw file in raw_paths")
     out = dataset_dir(work_dir, name)
     recipe = {"name": name, "raw_path": str(raw_path) if raw_path else None,
               "scale": None if raw_path else scale, "seed": None if raw_path else seed}
@@ -86,6 +94,49 @@ def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int 
     return ProcessedDataset.load(out)
 
 
+def locate_raw(raw_paths: dict) -> dict[str, str]:
+    """Raw paths with relative ones taken from the project root (where the
+    profiles point at ``../shared/data/...``)."""
+    return {name: str(p if Path(p).is_absolute() else project_root() / p) for name, p in raw_paths.items()}
+
+
+def plan_datasets(datasets: list[str], raw_paths: dict) -> tuple[list[str], dict[str, str], list[str]]:
+    """Which datasets of a profile can be made here.
+
+    Returns the names to make, their raw files (absolute), and one line per
+    real-only dataset left out because its file is absent. A missing file of
+    a dataset that also has a synthetic preset stays an error (the user asked
+    for the real one)."""
+    raw = locate_raw(raw_paths)
+    keep, notes = [], []
+    for name in datasets:
+        if name in REAL_ONLY and not (name in raw and Path(raw[name]).is_file()):
+            where = raw.get(name, "no path in raw_paths")
+            notes.append(f"{name}: real file not found ({where}); its real-data sections are skipped "
+                         "(README: 'Real data: yoochoose-100k' says how to make the file).")
+            continue
+        keep.append(name)
+    return keep, {n: raw[n] for n in keep if n in raw}, notes
+
+
+def prepared(work_dir: str | Path, names: list[str]) -> list[str]:
+    """``names`` without the real-only datasets that 00-data could not make
+    here (printing one line for each); other missing datasets raise."""
+    keep = []
+    for name in names:
+        if name in REAL_ONLY and not (dataset_dir(work_dir, name) / "stats.json").is_file():
+            print(f"{name}: not prepared (its real file is absent here), so it is skipped.")
+            continue
+        keep.append(name)
+    return keep
+
+
+def is_real(work_dir: str | Path, name: str) -> bool:
+    """Whether dataset ``name`` in ``work_dir`` was made from a real raw file."""
+    recipe = dataset_dir(work_dir, name) / "recipe.json"
+    return recipe.is_file() and json.loads(recipe.read_text()).get("raw_path") is not None
+
+
 def stats_table(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
     """Our Table 3 beside the published one."""
     rows = []
@@ -97,13 +148,33 @@ def stats_table(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_grid(work_dir: str | Path, configs: list[TrainConfig], *, quiet: bool = True) -> pd.DataFrame:
-    """Run every config (skipping complete ones) and return their summary rows."""
+def run_grid(work_dir: str | Path, configs: list[TrainConfig], *, quiet: bool = True, workers: int = 1) -> pd.DataFrame:
+    """Run every config (skipping complete ones) and return their summary rows.
+
+    ``workers > 1`` trains that many runs at once in fresh processes, each
+    with ``cores // workers`` torch threads (small models on a CPU use several
+    cores poorly, so two one-thread runs finish sooner than two two-thread
+    runs in a row). Every run is still resumable and lands in the same store.
+    """
     store = results_store(work_dir)
-    records = []
-    for cfg in tqdm(configs, desc="runs"):
-        records.append(run_in_store(store, cfg, quiet=quiet))
+    if workers <= 1:
+        return summarise([run_in_store(store, cfg, quiet=quiet) for cfg in tqdm(configs, desc="runs")])
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_set_threads,
+                             initargs=(threads,)) as pool:
+        futures = [pool.submit(run_in_store, str(store.root), cfg, quiet=True) for cfg in configs]
+        records = [f.result() for f in tqdm(futures, desc="runs")]
     return summarise(records)
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
 
 
 def run_baselines(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
@@ -142,6 +213,12 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "l2": c.get("l2", False),
             "seed": c.get("seed", 0),
             "kind": r.get("kind", "neural"),
+            "variant": variant(c) if r.get("kind", "neural") == "neural" else c["model"],
+            "extension": is_extension(c),
+            "sampling": c.get("sampling", "-"),
+            "negatives": c.get("negatives", 0),
+            "score_scale": c.get("score_scale", 1.0),
+            "epochs_run": len(epochs),
             "n_items": r.get("n_items"),
             "best_epoch": r["best"]["epoch"],
             "p_at_20": r["best"]["p_at_20"],
@@ -157,8 +234,11 @@ def all_results(work_dir: str | Path) -> pd.DataFrame:
     return summarise(results_store(work_dir).records())
 
 
-def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds: list[int], **fields) -> list[TrainConfig]:
-    """The cross product datasets x models x seeds with shared ``fields``."""
+def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds: list[int], *,
+            real: dict | None = None, **fields) -> list[TrainConfig]:
+    """The cross product datasets x models x seeds with shared ``fields``;
+    ``real`` overrides fields on datasets made from real files (the profiles
+    train those with early stopping: ``{"epochs": 20, "patience": 2}``)."""
     from srs_core.models import MODELS
 
     check_names("model", models, list(MODELS))
@@ -168,9 +248,10 @@ def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds:
         if not (data / "stats.json").is_file():
             raise FileNotFoundError(f"dataset {name!r} is not prepared in {data}: run notebooks/00-data.ipynb first "
                                     "with the same work_dir and datasets")
+        own = {**fields, **(real or {})} if is_real(work_dir, name) else fields
         for model in models:
             for seed in seeds:
-                out.append(TrainConfig(data=str(data), model=model, seed=seed, **fields))
+                out.append(TrainConfig(data=str(data), model=model, seed=seed, **own))
     return out
 
 

@@ -281,16 +281,21 @@ class Triplet(Loss):
         self.margin = float(margin)
 
     def compute(self, session, targets, embedding, negatives, l2):
-        s = self.session(session, l2)
+        s = prepare_session(session, l2)  # unit vectors: the scale applies to the distances below
         if negatives.dim() == 1:
             d_pos = (s - item_vectors(embedding, targets, l2)).norm(dim=-1)
-            d_neg = (s.unsqueeze(1) - item_vectors(embedding, negatives, l2).unsqueeze(0)).norm(dim=-1)
+            y = item_vectors(embedding, negatives, l2)
+            # ||s - y||^2 = |s|^2 + |y|^2 - 2 s.y as one [B, k] matmul, not a [B, k, d] difference
+            sq = (s * s).sum(-1, keepdim=True) + (y * y).sum(-1).unsqueeze(0) - 2.0 * (s @ y.T)
+            d_neg = sq.clamp(min=1e-12).sqrt()
             keep = negatives.unsqueeze(0) != targets.unsqueeze(1)
         else:
             ids = torch.cat([targets.unsqueeze(1), negatives], 1)
             dist = (s.unsqueeze(1) - item_vectors(embedding, ids, l2)).norm(dim=-1)  # [B, 1 + k]
             d_pos, d_neg = dist[:, 0], dist[:, 1:]
             keep = negatives != targets.unsqueeze(1)
+        if self.score_scale != 1.0:  # S ||s - y||: the distance between the scaled vectors
+            d_pos, d_neg = d_pos * self.score_scale, d_neg * self.score_scale
         hinge = F.relu(self.margin + d_pos.unsqueeze(1) - d_neg)
         return _masked_mean(hinge, keep).mean()
 

@@ -77,3 +77,12 @@ def peers(df: pd.DataFrame) -> plt.Figure:
             ax.get_legend().remove()
     _legend_below(fig, axes[0][0])
     return fig
+
+
+def unavailable(text: str) -> plt.Figure:
+    """A small figure that only says why a figure is missing (its data is
+    absent where the book was built), so that the page still builds."""
+    fig, ax = plt.subplots(figsize=(8, 0.8))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11)
+    return fig

@@ -18,8 +18,8 @@ def prepare_session(session: torch.Tensor, l2: bool, score_scale: float = 1.0) -
     then multiplied by ``score_scale`` (an extension, not in the dissertation).
 
     With L2 every score ``s . y`` is a cosine in [-1, 1]; a scale ``S`` makes it
-    ``S cos`` in [-S, S], and every distance ``||S s - S y||`` is S times the
-    unit one. The ranking of items is the same for every ``S > 0``; only the
+    ``S cos`` in [-S, S]. (The triplet loss, which compares distances, scales
+    the distance between the unit vectors instead: see ``Triplet``.) The ranking of items is the same for every ``S > 0``; only the
     losses see the difference. ``S = 1`` is the dissertation's setting.
     """
     if score_scale != 1.0 and not l2:

@@ -11,6 +11,20 @@ A run killed at any moment and started again with the same config resumes
 from its last completed epoch; on CPU it ends with the same metrics as an
 uninterrupted run. A config whose record is complete is not run again unless
 ``force=True``.
+
+How a step runs is a runtime choice, left out of the config hash (issue 10):
+
+* on CUDA the split lives on the GPU and batches are made there
+  (:class:`~srs_core.data.device.DeviceSplit`), and the whole step is
+  replayed from a CUDA graph where the pairing allows it
+  (:mod:`srs_core.cuda_graph`; ``graph="auto"``). The last, partial batch
+  of an epoch runs the same step eagerly. Evaluation runs in chunks on the
+  device with one host read per evaluation;
+* on CPU, by default, batches come from numpy and the step runs eagerly,
+  exactly as before; ``graph="on"`` runs the graph's static-shape step
+  eagerly on device-made batches (how the CUDA path is tested on CPU);
+* under ``torchrun`` the run is data-parallel (:mod:`srs_core.distributed`):
+  every rank takes its share of the same global batches, rank 0 writes.
 """
 from __future__ import annotations
 
@@ -30,13 +44,18 @@ import torch
 from tqdm.auto import tqdm
 
 import srs_core
+from srs_core import distributed
 from srs_core.data.dataset import ProcessedDataset, Split, iter_batches, n_batches
+from srs_core.data.device import DeviceSplit
+from srs_core.distributed import SINGLE, Dist
 from srs_core.metrics import RankAccumulator, count_at_least
 from srs_core.models import MODELS, build_model
 from srs_core.results import ResultsStore, atomic_write_bytes, atomic_write_json, config_hash, is_complete, read_record
 from srs_core.scoring import all_items, item_vectors, prepare_session
 
 CHECKPOINT = "checkpoint.pt"
+PROGRESS_EVERY = 50  # steps between progress-bar updates
+GRAPH_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -68,8 +87,9 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 256
     eval_item_chunk: int = 131072
+    graph: str = "auto"  # CUDA-graph training step: auto (on CUDA where the pairing allows), on, off
 
-    RUNTIME_FIELDS = ("data", "device", "eval_batch_size", "eval_item_chunk")
+    RUNTIME_FIELDS = ("data", "device", "eval_batch_size", "eval_item_chunk", "graph")
 
     def __post_init__(self) -> None:
         from srs_core.losses import LOSSES
@@ -101,6 +121,14 @@ class TrainConfig:
             raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.graph not in GRAPH_MODES:
+            raise ValueError(f"graph must be 'auto', 'on' or 'off', got {self.graph!r}")
+        if self.graph == "on":
+            from srs_core.cuda_graph import graph_support
+
+            reason = graph_support(self.loss, self.optimizer)
+            if reason is not None:
+                raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
 
     def identity(self, dataset_fingerprint: str) -> dict:
         """The fields that define the result, with the dataset by content.
@@ -108,7 +136,9 @@ class TrainConfig:
         before the extension existed keeps its hash."""
         d = {k: v for k, v in dataclasses.asdict(self).items()
              if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
-        if self.sampling != "mixed":
+        if self.sampling == "mixed":
+            d["mix"] = self.mix  # part of the result whenever the mixture is used
+        else:
             d.pop("mix", None)
         d["dataset"] = dataset_fingerprint
         return d
@@ -148,6 +178,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _progress(iterable, total: int, *, every: int = PROGRESS_EVERY, **tqdm_kw):
+    """Yield from ``iterable`` under a tqdm bar advanced every ``every`` items
+    (not on every step)."""
+    with tqdm(total=total, **tqdm_kw) as bar:
+        i = shown = 0
+        for i, x in enumerate(iterable, 1):
+            yield x
+            if i - shown >= every:
+                bar.update(i - shown)
+                shown = i
+        bar.update(i - shown)
+
+
+def _target_ranks(model, items, lengths, targets, *, l2: bool, item_chunk: int) -> torch.Tensor:
+    """Rank of each target among all N items (tie rule of :mod:`srs_core.metrics`),
+    scoring ``item_chunk`` items at a time."""
+    emb = model.item_embedding
+    n_items = emb.num_embeddings - 1
+    s = prepare_session(model(items, lengths), l2)
+    target_scores = (s * item_vectors(emb, targets, l2)).sum(-1)
+    above = torch.zeros(len(s), dtype=torch.long, device=s.device)
+    for lo in range(1, n_items + 1, item_chunk):
+        hi = min(lo + item_chunk, n_items + 1)
+        scores = s @ all_items(emb, l2, lo, hi).T
+        inside = (targets >= lo) & (targets < hi)
+        cols = torch.where(inside, targets - lo, torch.full_like(targets, -1))
+        above += count_at_least(scores, target_scores, cols)
+    return above + 1
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -160,31 +220,43 @@ def evaluate(
     max_len: int | None = 25,
     k: int = 20,
     quiet: bool = True,
+    on_device: DeviceSplit | None = None,
+    dist: Dist = SINGLE,
 ) -> dict[str, float]:
     """P@k and MRR@k with full ranking over all N items, in bounded memory.
 
     Scores are computed ``item_chunk`` items at a time, so at most
     ``batch_size x item_chunk`` scores exist at once. The tie rule is the one
     in :mod:`srs_core.metrics`.
+
+    On CUDA (or given ``on_device``, the split already on the device) the
+    batches are made on the device and the ranks stay there until one host
+    read at the end. Under torchrun (``dist``) each rank ranks its share of
+    the samples and the counts are summed.
     """
     device = torch.device(device)
     model.eval()
-    emb = model.item_embedding
-    n_items = emb.num_embeddings - 1
     acc = RankAccumulator(k=k)
-    total = n_batches(split, batch_size)
-    for batch in tqdm(iter_batches(split, batch_size, max_len=max_len), total=total, desc="evaluate", disable=quiet, leave=False):
-        batch = batch.to(device)
-        s = prepare_session(model(batch.items, batch.lengths), l2)
-        target_scores = (s * item_vectors(emb, batch.targets, l2)).sum(-1)
-        above = torch.zeros(len(s), dtype=torch.long, device=device)
-        for lo in range(1, n_items + 1, item_chunk):
-            hi = min(lo + item_chunk, n_items + 1)
-            scores = s @ all_items(emb, l2, lo, hi).T
-            inside = (batch.targets >= lo) & (batch.targets < hi)
-            cols = torch.where(inside, batch.targets - lo, torch.full_like(batch.targets, -1))
-            above += count_at_least(scores, target_scores, cols)
-        acc.add(above + 1)
+    if on_device is None and (device.type == "cuda" or dist.active):
+        width = max_len if max_len is not None else max(int(split.lengths.max()) - 1, 1)
+        on_device = DeviceSplit(split, device, width)
+    if on_device is None:
+        total = n_batches(split, batch_size)
+        for batch in _progress(iter_batches(split, batch_size, max_len=max_len), total, desc="evaluate",
+                               disable=quiet, leave=False):
+            batch = batch.to(device)
+            acc.add(_target_ranks(model, batch.items, batch.lengths, batch.targets, l2=l2, item_chunk=item_chunk))
+    else:
+        lo, hi = distributed.shard_rows(on_device.n_samples, dist)
+        order = torch.arange(lo, hi, device=on_device.device)
+        ranks = [_target_ranks(model, *batch, l2=l2, item_chunk=item_chunk)
+                 for batch in _progress(on_device.batches(order, batch_size), -(-(hi - lo) // batch_size),
+                                        desc="evaluate", disable=quiet, leave=False)]
+        if ranks:
+            acc.add(torch.cat(ranks))  # the one host read
+        if dist.active:
+            n, acc.hits, acc.rr = distributed.all_sum([acc.n, acc.hits, acc.rr], on_device.device)
+            acc.n = int(n)
     model.train()
     return acc.result()
 
@@ -254,23 +326,68 @@ def _save_checkpoint(path: Path, model, opt, np_gen, torch_gen, epochs: list[dic
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _load_optimizer_state(opt, state: dict) -> None:
+    """Load a checkpoint's optimizer state, keeping this run's Adam kind
+    (fused, or capturable for a CUDA graph): the graph mode is a runtime
+    choice, so a run checkpointed in one mode may resume in the other."""
+    kinds = {name: [{k: g[k] for k in ("capturable", "fused", "foreach") if k in g} for g in part.param_groups]
+             for name, part in opt.optimizers.items() if isinstance(part, torch.optim.Optimizer)}
+    opt.load_state_dict(state)
+    for name, groups in kinds.items():
+        for group, kind in zip(opt.optimizers[name].param_groups, groups):
+            group.update(kind)
+
+
+def use_graph(config: TrainConfig, device: torch.device, dist: Dist = SINGLE) -> bool:
+    """Whether ``fit`` trains with the graphed step: ``graph="on"`` always
+    (on CPU its static step runs eagerly); ``"auto"`` on one CUDA device for
+    a pairing a graph can capture and an encoder a GPU has captured
+    (:data:`srs_core.cuda_graph.VERIFIED_MODELS`). Under torchrun ``auto``
+    stays eager until a multi-GPU run has checked NCCL collectives inside a
+    graph (``benchmarks/gpu.sh`` checks one process); ``on`` forces it."""
+    from srs_core.cuda_graph import VERIFIED_MODELS, graph_support
+
+    if config.graph != "auto":
+        return config.graph == "on"
+    return (device.type == "cuda" and not dist.active and config.model in VERIFIED_MODELS
+            and graph_support(config.loss, config.optimizer) is None)
+
+
+def _rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """Seed of rank ``rank``'s dropout stream in ``epoch`` under torchrun:
+    ranks draw different masks, and a resumed run draws the same ones."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
 def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet: bool = False) -> dict:
-    """Train (or resume, or skip) one run; return its complete record."""
+    """Train (or resume, or skip) one run; return its complete record.
+    Under torchrun every process calls it (:mod:`srs_core.distributed`)."""
+    with distributed.session(config.device) as (dist, device):
+        return _fit(config, Path(run_dir), force=force, quiet=quiet or not dist.main, dist=dist,
+                    device=device or resolve_device(config.device))
+
+
+def _fit(config: TrainConfig, run_dir: Path, *, force: bool, quiet: bool, dist: Dist, device: torch.device) -> dict:
+    from srs_core.cuda_graph import GraphedTrainStep, TrainStep
     from srs_core.losses import build_loss
     from srs_core.optim import build_optimizer, embedding_is_sparse
 
-    run_dir = Path(run_dir)
     ds = ProcessedDataset.load(config.data)
     identity = config.identity(dataset_fingerprint(ds))
     key = config_hash(identity)
     record = read_record(run_dir)
-    if is_complete(record, key) and not force:
-        return record
+    if distributed.broadcast(is_complete(record, key) and not force, dist):  # rank 0 decides for all
+        return distributed.broadcast(record, dist)
+    if dist.active and config.batch_size < dist.world:
+        raise ValueError(f"--batch-size {config.batch_size} is the global batch: it must be at least the number "
+                         f"of processes ({dist.world})")
 
-    device = resolve_device(config.device)
+    graphed = use_graph(config, device, dist)
+    on_device = graphed or dist.active or device.type == "cuda"  # batches made on the device
     torch.manual_seed(config.seed)
     model = build_model(config.model, ds.n_items, dim=config.dim, sparse=embedding_is_sparse(config.optimizer)).to(device)
-    opt = build_optimizer(model, config.optimizer, lr=config.lr)
+    if not graphed:
+        opt = build_optimizer(model, config.optimizer, lr=config.lr)
     loss_fn = build_loss(
         config.loss, negatives=config.negatives, margin=config.margin, distribution=config.sampling,
         alpha=config.alpha, counts=ds.item_counts(), score_scale=config.score_scale,
@@ -279,6 +396,12 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
     np_gen = np.random.default_rng(config.seed)
     torch_gen = torch.Generator(device=device)
     torch_gen.manual_seed(config.seed)
+    if graphed:
+        step = GraphedTrainStep(model, loss_fn, batch_size=config.batch_size, max_len=config.max_len, l2=config.l2,
+                                optimizer=config.optimizer, lr=config.lr, generator=torch_gen, dist=dist)
+        opt = step.opt
+    else:
+        step = TrainStep(model, loss_fn, opt, l2=config.l2, generator=torch_gen, dist=dist)
 
     epochs: list[dict] = []
     start_epoch = 0
@@ -287,7 +410,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ckpt.get("config_hash") == key:
             model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
+            _load_optimizer_state(opt, ckpt["optimizer"])
             np_gen.bit_generator.state = ckpt["rng"]["numpy"]
             # map_location moved the saved RNG states to `device`; the setters want CPU ByteTensors
             torch_gen.set_state(ckpt["rng"]["torch"].cpu())
@@ -296,7 +419,14 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
                 torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda_global"]])
             start_epoch = ckpt["epoch"]
             epochs = list(ckpt["epochs"])
+    if dist.active and distributed.all_sum([float(start_epoch != distributed.broadcast(start_epoch, dist))], device)[0]:
+        raise RuntimeError(f"the processes found different checkpoints in {run_dir}: under torchrun --nnodes, "
+                           "--output must be a folder that every machine sees")
 
+    environment = _environment(device)
+    environment.update(train_step="cuda-graph" if graphed and device.type == "cuda" else
+                       "static-eager" if graphed else "eager", batches="device" if on_device else "numpy",
+                       world_size=dist.world, distributed_backend=dist.backend)
     record = {
         "kind": "neural",
         "config": dataclasses.asdict(config),
@@ -307,50 +437,67 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
         "dataset_stats": ds.stats,
         "epochs": epochs,
         "best": _best(epochs),
-        "environment": _environment(device),
+        "environment": environment,
     }
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    atomic_write_json(run_dir / "result.json", record)
+    if dist.main:
+        atomic_write_json(run_dir / "result.json", record)
 
+    train_split = DeviceSplit(ds.train, device, config.max_len) if on_device else None
+    test_split = DeviceSplit(ds.test, device, config.max_len) if on_device else None
     total = n_batches(ds.train, config.batch_size)
     for epoch in tqdm(range(start_epoch + 1, config.epochs + 1), desc=f"{config.model}/{config.loss}/{config.optimizer}",
                       initial=start_epoch, total=config.epochs, disable=quiet):
         if stopped_early(epochs, config.patience):
             break  # a resumed run that had already stopped
         model.train()
-        losses = []
+        if dist.active:
+            torch.manual_seed(_rank_seed(config.seed, epoch, dist.rank))
         _sync(device)
         t0 = time.perf_counter()
-        batches = iter_batches(ds.train, config.batch_size, shuffle=True, generator=np_gen, max_len=config.max_len)
-        for batch in tqdm(batches, total=total, desc=f"epoch {epoch}", disable=quiet, leave=False):
-            batch = batch.to(device)
-            session = model(batch.items, batch.lengths)
-            loss = loss_fn(session, batch.targets, model.item_embedding, l2=config.l2, generator=torch_gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
+        if on_device:
+            order = train_split.order(np_gen.permutation(train_split.n_samples))  # numpy's shuffle, one transfer
+            batches = train_split.batches(order, config.batch_size)
+        else:
+            batches = ((b.items, b.lengths, b.targets) for b in (
+                b.to(device) for b in iter_batches(ds.train, config.batch_size, shuffle=True, generator=np_gen,
+                                                   max_len=config.max_len)))
+        losses = []
+        for items, lengths, targets in _progress(batches, total, desc=f"epoch {epoch}", disable=quiet, leave=False):
+            if not graphed:
+                losses.append(step(items, lengths, targets))
+            elif len(targets) == config.batch_size:
+                losses.append(step(items, lengths, targets).clone())  # the graph overwrites its loss
+            else:
+                losses.append(step.eager(items, lengths, targets))  # the last, partial batch
+        mean_loss = torch.stack(losses).mean() if losses else torch.tensor(float("nan"))
+        if dist.active:
+            mean_loss = torch.tensor(distributed.all_sum([float(mean_loss)], device)[0])
+        mean_loss = float(mean_loss)
         _sync(device)
         train_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         metrics = evaluate(model, ds.test, l2=config.l2, device=device, batch_size=config.eval_batch_size,
-                           item_chunk=config.eval_item_chunk, max_len=config.max_len, quiet=quiet)
+                           item_chunk=config.eval_item_chunk, max_len=config.max_len, quiet=quiet,
+                           on_device=test_split, dist=dist)
         eval_seconds = time.perf_counter() - t1
-        mean_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         if not np.isfinite(mean_loss):
             raise FloatingPointError(f"training loss became {mean_loss} in epoch {epoch} of {config}; lower --lr")
-        epochs.append({"epoch": epoch, "loss": mean_loss, "train_seconds": train_seconds,
-                       "eval_seconds": eval_seconds, **metrics})
-        # The checkpoint carries the per-epoch metrics too, so a kill between
-        # the two writes below loses nothing: resume trusts the checkpoint.
-        _save_checkpoint(ckpt_path, model, opt, np_gen, torch_gen, epochs, key)
-        record.update(epochs=epochs, best=_best(epochs), **_peak_memory(device))
-        atomic_write_json(run_dir / "result.json", record)
+        # every rank keeps rank 0's record of the epoch, so all stop together
+        epochs.append(distributed.broadcast({"epoch": epoch, "loss": mean_loss, "train_seconds": train_seconds,
+                                             "eval_seconds": eval_seconds, **metrics}, dist))
+        if dist.main:
+            # The checkpoint carries the per-epoch metrics too, so a kill between
+            # the two writes below loses nothing: resume trusts the checkpoint.
+            _save_checkpoint(ckpt_path, model, opt, np_gen, torch_gen, epochs, key)
+            record.update(epochs=epochs, best=_best(epochs), **_peak_memory(device))
+            atomic_write_json(run_dir / "result.json", record)
 
     record.update(status="complete", epochs=epochs, best=_best(epochs), stopped_epoch=epochs[-1]["epoch"] if epochs else 0,
                   stopped_early=stopped_early(epochs, config.patience), **_peak_memory(device))
-    atomic_write_json(run_dir / "result.json", record)
+    if dist.main:
+        atomic_write_json(run_dir / "result.json", record)
     return record
 
 

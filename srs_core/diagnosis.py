@@ -1,0 +1,146 @@
+"""Why a scalable loss trails cross-entropy, and the verdict rule (book Chapter 5-6).
+
+Three pieces the notebooks share:
+
+* :func:`diagnosis_grid`: the runs that take each sampled loss apart one
+  factor at a time around the dissertation's setting (L2 on, uniform
+  negatives, k = 100): without L2, with popularity negatives, with
+  k = 1000; plus cross-entropy with and without L2, and the extensions
+  (score scale, popularity or mixed sampling) given by the caller.
+* :func:`variant` names a run by what differs from that setting.
+* :func:`verdict` turns a ratio of means and the seeds' spread into
+  "matches", "trails" or "beats" by the rule stated in the book.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from srs_core.train import TrainConfig
+
+#: The dissertation's setting for a sampled loss (Sections 4.1-4.2, Experiment II).
+DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scale": 1.0, "shared_negatives": False}
+#: k above which ns and triplet draw negatives shared by the batch in the grid:
+#: per-sample k = 1000 looks up ten times the rows of k = 100.
+PER_SAMPLE_MAX_K = 100
+#: "matches" when the ratio of means lies within 1 -/+ this band (and the seeds' ranges overlap).
+MATCH_BAND = 0.03
+
+
+def dissertation_setting(base: list[TrainConfig], losses: list[str], optimizer: str) -> list[TrainConfig]:
+    """Each sampled loss in the dissertation's setting (Experiment II)."""
+    return [replace(c, loss=loss, optimizer=optimizer, **DISSERTATION) for loss in losses for c in base]
+
+
+def extension_setting(base: list[TrainConfig], extensions: list[dict], optimizer: str) -> list[TrainConfig]:
+    """Each extension (a dict of TrainConfig fields with its ``loss``) on top
+    of the dissertation's setting; ``ce`` keeps the dense optimizer."""
+    out = []
+    for ext in extensions:
+        fields = dict(ext)
+        loss = fields.pop("loss")
+        opt = "dense" if loss == "ce" else optimizer
+        out += [replace(c, loss=loss, optimizer=opt, **{**DISSERTATION, **fields}) for c in base]
+    return out
+
+
+def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str = "sparse_fast",
+                   k_large: int = 1000, extensions: list[dict] | None = None) -> list[TrainConfig]:
+    """Every run of the diagnosis for each config in ``base`` (one per model,
+    dataset and seed). ``extensions`` are dicts of TrainConfig fields, each
+    with its ``loss``, applied on top of the dissertation's setting."""
+    out = []
+    for cfg in base:
+        out.append(replace(cfg, loss="ce", optimizer="dense", l2=False))
+        out.append(replace(cfg, loss="ce", optimizer="dense", l2=True))
+        for home in dissertation_setting([cfg], losses, optimizer):
+            shared = home.loss in ("ns", "triplet") and k_large > PER_SAMPLE_MAX_K
+            out += [home, replace(home, l2=False), replace(home, sampling="popularity"),
+                    replace(home, negatives=k_large, shared_negatives=shared)]
+        out += extension_setting([cfg], extensions or [], optimizer)
+    seen, unique = set(), []
+    for c in out:
+        if c not in seen:
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def variant(config: dict) -> str:
+    """A short name for a run: its loss, then what differs from the
+    dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``)."""
+    loss = config.get("loss", "-")
+    parts = []
+    if loss == "ce":
+        if config.get("l2"):
+            parts.append("L2")
+    elif not config.get("l2", True):
+        parts.append("no L2")
+    scale = float(config.get("score_scale", 1.0))
+    if scale != 1.0:
+        parts.append(f"S={scale:g}")
+    sampling = config.get("sampling", "uniform")
+    if loss != "ce" and sampling != "uniform":
+        parts.append(sampling if sampling != "mixed" else f"mixed {config.get('mix', 0.5):g}")
+    if loss != "ce" and int(config.get("negatives", 100)) != 100:
+        parts.append(f"k={int(config['negatives'])}" + (" shared" if config.get("shared_negatives") else ""))
+    elif config.get("shared_negatives"):
+        parts.append("shared")
+    return loss if not parts else f"{loss}, {', '.join(parts)}"
+
+
+def is_extension(config: dict) -> bool:
+    """Whether a run uses an option that is ours, not the dissertation's."""
+    return (float(config.get("score_scale", 1.0)) != 1.0 or bool(config.get("shared_negatives"))
+            or config.get("sampling") == "mixed")
+
+
+def verdict(ratio: float, lo_a: float, hi_a: float, lo_b: float, hi_b: float, band: float = MATCH_BAND) -> str:
+    """The word for "a against b" from the ratio of their means and the
+    ranges [lo, hi] of each over seeds.
+
+    * ``matches``: the ratio lies within ``1 +/- band`` and the two ranges
+      overlap (with one seed a range is a point, so only the band counts);
+    * ``beats`` / ``trails``: otherwise, by the side of 1 the ratio is on.
+    """
+    if not math.isfinite(ratio):
+        return "n/a"
+    overlap = lo_a <= hi_b and lo_b <= hi_a
+    single = lo_a == hi_a and lo_b == hi_b
+    if abs(ratio - 1.0) <= band and (overlap or single):
+        return "matches"
+    return "beats" if ratio > 1.0 else "trails"
+
+
+def compare(runs: pd.DataFrame, reference: str = "ce", metrics: tuple[str, ...] = ("mrr_at_20", "p_at_20"),
+            group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
+    """One row per ``group`` x ``variant``: for each metric its mean and sd
+    over seeds, the ratio of its mean to the ``reference`` variant's mean in
+    the same group, and the verdict; plus the number of seeds."""
+    group = list(group)
+    rows = []
+    for keys, g in runs.groupby(group + ["variant"], sort=False):
+        keys = dict(zip(group + ["variant"], keys))
+        ref = runs.loc[(runs[group] == pd.Series({k: keys[k] for k in group})).all(axis=1)
+                       & (runs.variant == reference)]
+        row = {**keys, "seeds": len(g)}
+        for m in metrics:
+            row[f"{m}_mean"], row[f"{m}_sd"] = g[m].mean(), g[m].std(ddof=1) if len(g) > 1 else 0.0
+            if len(ref):
+                ratio = g[m].mean() / ref[m].mean()
+                row[f"{m}_ratio"] = ratio
+                row[f"{m}_verdict"] = verdict(ratio, g[m].min(), g[m].max(), ref[m].min(), ref[m].max())
+            else:
+                row[f"{m}_ratio"], row[f"{m}_verdict"] = float("nan"), "n/a"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ns_loss_floor(score_scale: float) -> float:
+    """The least value Eq. 4.1 can reach when every score is a cosine times
+    ``score_scale``: positive at +S, every negative at -S, so
+    ``2 log(1 + e^-S)`` (0.63 at S = 1: the loss cannot approach 0)."""
+    return float(2.0 * np.log1p(np.exp(-score_scale)))
