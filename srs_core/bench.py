@@ -37,6 +37,10 @@ class StepSpec:
     warmup: int = 2
     device: str = "cpu"
     seed: int = 0
+    # the loss extensions (issue 12); defaults are the dissertation's setting
+    sampling: str = "uniform"
+    score_scale: float = 1.0
+    shared_negatives: bool = False
 
 
 def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, seed: int = 0):
@@ -57,7 +61,7 @@ def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, 
 def build_step(spec: StepSpec):
     """``step(items, lengths, targets)``: one full training step (forward, loss
     with its negatives drawn inside, backward, both optimizers) of a fresh
-    model built from ``spec``, with uniform item counts."""
+    model built from ``spec``."""
     from srs_core.losses import build_loss
     from srs_core.models import build_model
     from srs_core.optim import build_optimizer, check_combination, embedding_is_sparse
@@ -67,9 +71,12 @@ def build_step(spec: StepSpec):
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, spec.n_items, dim=spec.dim, sparse=embedding_is_sparse(spec.optimizer)).to(device)
     opt = build_optimizer(model, spec.optimizer)
-    counts = np.ones(spec.n_items + 1, dtype=np.int64)
-    counts[0] = 0
-    loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, device=device)
+    # Zipf-like counts (item i seen about 1e6 / i times): the popularity
+    # sampler then searches a realistic, skewed table; uniform ignores them.
+    counts = np.zeros(spec.n_items + 1, dtype=np.int64)
+    counts[1:] = np.maximum(1, 1e6 / np.arange(1, spec.n_items + 1)).astype(np.int64)
+    loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, distribution=spec.sampling,
+                         score_scale=spec.score_scale, shared_negatives=spec.shared_negatives, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
 
