@@ -1,5 +1,7 @@
-"""A whole training step in one CUDA graph (issue 6): forward, loss with its
-negative sampling, backward, and both optimizer steps, replayed per batch.
+"""A whole training step in one CUDA graph (issues 6 and 10): forward, loss
+with its negative sampling, backward, and both optimizer steps, replayed per
+batch. :func:`srs_core.train.fit` trains with it on CUDA by default
+(``--graph auto``).
 
 At 1.28M items a sparse step is a few hundred tiny kernels; launching them
 one by one from Python costs more than running them. A CUDA graph records
@@ -12,6 +14,8 @@ host synchronisation, so the step uses:
   whose backward ``index_add_``s the gradient rows into a dense-shaped buffer
   that is zero except at the rows of the step, and the update touches only
   those rows;
+* or, with ``optimizer="dense"``, Adam over every parameter, which also
+  lets full cross-entropy (or a sampled loss with dense Adam) be captured;
 * Adam with ``capturable=True`` for the other parameters (its step count is a
   device tensor);
 * negatives drawn inside the graph by device ops (``torch.randint``, or
@@ -19,9 +23,19 @@ host synchronisation, so the step uses:
   graphs support natively (its seed offset advances on every replay), or from
   a given generator registered with the graph;
 * a fixed batch shape ``[batch_size, max_len]``: narrower batches are
-  right-padded to ``max_len`` with the padding id; the last, partial batch of
-  an epoch must be **dropped** (``iter_batches(..., drop_last=True)``); a
-  batch of another size is refused.
+  right-padded to ``max_len`` with the padding id. A batch of another size
+  (the last, partial batch of an epoch) is not graphed: :meth:`GraphedTrainStep.eager`
+  runs the same step on it eagerly, with the same parameters and optimizer
+  state, so no sample is dropped.
+
+Which pairings can be captured (:func:`graph_support`): every loss with the
+dense optimizer, and the sampled losses with ``sparse_fast``. SparseAdam
+(``--optimizer sparse``) cannot: it builds and coalesces sparse tensors whose
+sizes the host must read.
+
+Under torchrun (:mod:`srs_core.distributed`) the step trains on this rank's
+rows of the global batch and sums the gradients over the ranks between
+backward and the optimizer step, with fixed-shape collectives.
 
 The first ``warmup`` calls run the same step eagerly on a side stream (with
 the real batches: they are training steps, not throw-away ones), as graph
@@ -33,18 +47,98 @@ from __future__ import annotations
 
 import torch
 
+from .distributed import SINGLE, Dist, GradReducer, shard_loss, shard_rows
 from .losses import Loss
 from .optim import OptimizerSet, build_optimizer
 
+GRAPH_OPTIMIZERS = ("sparse_fast", "dense")
+#: Encoders whose graphed step a GPU has run (the CUDA tests of
+#: tests/test_optim.py, passed on an H200 in issue 10). ``--graph auto``
+#: captures only these; ``--graph on`` captures any.
+VERIFIED_MODELS = ("stamp", "srgnn")
 
-class GraphedTrainStep:
+
+def graph_support(loss: str, optimizer: str) -> str | None:
+    """``None`` when a training step of ``loss`` x ``optimizer`` can be
+    captured in a CUDA graph, else the reason it cannot."""
+    if optimizer not in GRAPH_OPTIMIZERS:
+        return (f"--optimizer {optimizer} (SparseAdam) builds and coalesces sparse gradients, whose sizes the host "
+                f"must read; a graph can capture {' or '.join(GRAPH_OPTIMIZERS)}")
+    if optimizer == "sparse_fast" and loss == "ce":
+        return "full cross-entropy reads every item row: graph it with --optimizer dense"
+    return None
+
+
+class TrainStep:
+    """``step(items, lengths, targets) -> loss``: one eager training step
+    (forward, loss with fresh negatives, backward, optimizer step) of
+    ``model`` with ``opt`` (an :class:`~srs_core.optim.OptimizerSet`).
+
+    Under torchrun (``dist``) the batch is the global batch: this rank trains
+    on its rows and the gradients are summed over the ranks before the
+    optimizer step (:mod:`srs_core.distributed`). Alone, the step is the
+    plain loop body of :func:`srs_core.train.fit`.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Loss, opt: OptimizerSet, *, l2: bool,
+                 generator: torch.Generator | None = None, dist: Dist = SINGLE) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.opt = opt
+        self.l2 = l2
+        self.generator = generator
+        self.dist = dist
+        self.device = next(model.parameters()).device
+        self.reducer = GradReducer(model, opt, dist) if dist.active else None
+        self.negatives: torch.Tensor | None = None
+
+    def _train(self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+               negatives: torch.Tensor | None, fixed_shapes: bool) -> torch.Tensor:
+        """Forward, loss, backward, (reduction over ranks,) optimizer step on
+        one global batch; ``negatives=None`` draws them here."""
+        n = targets.shape[0]
+        lo, hi = shard_rows(n, self.dist) if self.dist.active else (0, n)
+        if not self.dist.active:
+            session = self.model(items, lengths)
+        elif hi > lo:
+            session = self.model(items[lo:hi], lengths[lo:hi])
+        if self.loss_fn.sampled and negatives is None:  # every rank draws the global batch's negatives
+            negatives = self.loss_fn.sampler.sample(n, self.generator)
+            if fixed_shapes and self.negatives is not None:
+                self.negatives.copy_(negatives)  # kept so callers can see what was drawn
+        emb = self.model.item_embedding
+        if not self.dist.active:
+            loss = self.loss_fn.compute(session, targets, emb, negatives, self.l2)
+            loss.backward()
+        elif hi > lo:
+            loss = shard_loss(self.loss_fn, session, targets, emb, negatives, self.l2, (lo, hi))
+            loss.backward()
+        else:  # a last batch smaller than the number of ranks: this one only adds its zeros
+            loss = torch.zeros((), device=self.device)
+        if self.reducer is not None:
+            self.reducer(fixed_shapes)
+        self.opt.step()
+        return loss.detach()
+
+    def __call__(self, items, lengths, targets) -> torch.Tensor:
+        """Train on one batch (any size); returns the loss, a device scalar."""
+        self.opt.zero_grad(set_to_none=True)
+        return self._train(items, lengths, targets, None, fixed_shapes=False)
+
+    eager = __call__
+
+
+class GraphedTrainStep(TrainStep):
     """``step(items, lengths, targets) -> loss``: one training step, replayed from a CUDA graph.
 
     ``model`` is a :class:`~srs_core.models.base.SessionEncoder` whose item
-    embedding is optimised by ``sparse_fast``; ``loss_fn`` a sampled loss
-    from :func:`srs_core.losses.build_loss` on the model's device.
-    With ``sample_in_graph=False`` the negatives are an input of ``step``
-    instead (for equivalence tests).
+    embedding suits ``optimizer`` (``sparse_fast``: built with
+    ``sparse=True``; ``dense``: ``sparse=False``); ``loss_fn`` a loss from
+    :func:`srs_core.losses.build_loss` on the model's device (a sampled one
+    for ``sparse_fast``). With ``sample_in_graph=False`` the negatives are
+    an input of ``step`` instead (for equivalence tests). ``dist``: this
+    process's place under torchrun; the batches passed in are then the
+    global batch, the same on every rank.
     """
 
     def __init__(
@@ -55,6 +149,7 @@ class GraphedTrainStep:
         batch_size: int,
         max_len: int,
         l2: bool,
+        optimizer: str = "sparse_fast",
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
@@ -62,20 +157,25 @@ class GraphedTrainStep:
         warmup: int = 3,
         sample_in_graph: bool = True,
         use_graph: bool | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
-        if not loss_fn.sampled:
+        if optimizer == "sparse_fast" and not loss_fn.sampled:
             raise ValueError(
                 f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
-                "(ns, triplet, sampled_softmax)"
+                "(ns, triplet, sampled_softmax), or optimizer='dense'"
             )
+        reason = graph_support(loss_fn.name, optimizer)
+        if reason is not None:
+            raise ValueError(f"this step cannot be graphed: {reason}")
         self.device = next(model.parameters()).device
         self.use_graph = self.device.type == "cuda" if use_graph is None else bool(use_graph)
         if self.use_graph and self.device.type != "cuda":
             raise ValueError("a CUDA graph needs the model on a CUDA device")
-        sd = loss_fn.sampler.device
-        if sd.type != self.device.type or (sd.index is not None and self.device.index is not None
-                                           and sd.index != self.device.index):
-            raise ValueError(f"the loss samples on {loss_fn.sampler.device} but the model is on {self.device}")
+        if loss_fn.sampled:
+            sd = loss_fn.sampler.device
+            if sd.type != self.device.type or (sd.index is not None and self.device.index is not None
+                                               and sd.index != self.device.index):
+                raise ValueError(f"the loss samples on {loss_fn.sampler.device} but the model is on {self.device}")
         if generator is not None and generator.device.type != self.device.type:
             raise ValueError(
                 f"the generator is on {generator.device} but the model is on {self.device}: "
@@ -86,44 +186,36 @@ class GraphedTrainStep:
                 "a CUDA graph needs warmup >= 1: the optimizers' state must exist before capture, "
                 "or every replay would start Adam afresh"
             )
-        self.model = model
-        self.loss_fn = loss_fn
-        self.l2 = l2
+        if dist.active and int(batch_size) < dist.world:
+            raise ValueError(f"a batch of {batch_size} cannot be shared by {dist.world} processes")
+        opt = build_optimizer(model, optimizer, lr, betas=betas, eps=eps, static_shapes=optimizer == "sparse_fast",
+                              capturable=self.use_graph)
+        if self.use_graph:  # capturable Adam warns when it runs uncaptured, as the warm-up steps must
+            for part in opt.optimizers.values():
+                if isinstance(part, torch.optim.Optimizer):
+                    part._warned_capturable_if_run_uncaptured = True
+        super().__init__(model, loss_fn, opt, l2=l2, generator=generator, dist=dist)
         self.batch_size = int(batch_size)
         self.max_len = int(max_len)
-        self.generator = generator
         self.warmup = int(warmup)
         self.sample_in_graph = sample_in_graph
-        self.opt: OptimizerSet = build_optimizer(
-            model, "sparse_fast", lr, betas=betas, eps=eps, static_shapes=True, capturable=self.use_graph
-        )
         dev = self.device
         self.items = torch.zeros(self.batch_size, self.max_len, dtype=torch.long, device=dev)
         self.items[:, 0] = 1
         self.lengths = torch.ones(self.batch_size, dtype=torch.long, device=dev)
         self.targets = torch.ones(self.batch_size, dtype=torch.long, device=dev)
-        self.negatives = torch.ones(loss_fn.sampler.shape(self.batch_size), dtype=torch.long, device=dev)
+        self.negatives = (torch.ones(loss_fn.sampler.shape(self.batch_size), dtype=torch.long, device=dev)
+                          if loss_fn.sampled else None)
         self.loss: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
-
-    # the step itself, identical eager and captured
-    def _forward_backward_step(self) -> torch.Tensor:
-        session = self.model(self.items, self.lengths)
-        if self.sample_in_graph:
-            drawn = self.loss_fn.sampler.sample(self.batch_size, self.generator)
-            self.negatives.copy_(drawn)  # kept so callers can see what was drawn
-        loss = self.loss_fn.compute(session, self.targets, self.model.item_embedding, self.negatives, self.l2)
-        loss.backward()
-        self.opt.step()
-        return loss.detach()
 
     def _load(self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
               negatives: torch.Tensor | None) -> None:
         if items.shape[0] != self.batch_size or targets.shape[0] != self.batch_size:
             raise ValueError(
-                f"the graphed step has a fixed batch of {self.batch_size} but got {items.shape[0]}: "
-                "drop the last partial batch (iter_batches(..., drop_last=True))"
+                f"the graphed step has a fixed batch of {self.batch_size} but got {items.shape[0]}: run a smaller "
+                "batch with step.eager(...), or drop the last partial batch (iter_batches(..., drop_last=True))"
             )
         width = items.shape[1]
         if width > self.max_len:
@@ -140,20 +232,25 @@ class GraphedTrainStep:
         elif negatives is not None:
             raise ValueError("negatives are drawn inside the graph; build with sample_in_graph=False to pass them")
 
+    def _static_step(self) -> torch.Tensor:
+        return self._train(self.items, self.lengths, self.targets,
+                           None if self.sample_in_graph else self.negatives, fixed_shapes=True)
+
     def __call__(self, items, lengths, targets, negatives=None) -> torch.Tensor:
-        """Train on one batch; returns the loss (a device scalar, overwritten by the next call)."""
+        """Train on one batch of ``batch_size``; returns the loss (a device
+        scalar, overwritten by the next call)."""
         self._load(items, lengths, targets, negatives)
         self.calls += 1
         if not self.use_graph:
             self.opt.zero_grad(set_to_none=True)
-            self.loss = self._forward_backward_step()
+            self.loss = self._static_step()
             return self.loss
         if self.graph is None and self.calls <= self.warmup:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 self.opt.zero_grad(set_to_none=True)
-                loss = self._forward_backward_step()
+                loss = self._static_step()
             torch.cuda.current_stream(self.device).wait_stream(side)
             return loss
         if self.graph is None:
@@ -163,6 +260,17 @@ class GraphedTrainStep:
 
     replay = __call__
 
+    def eager(self, items, lengths, targets, negatives=None) -> torch.Tensor:
+        """The same step, not graphed, on a batch of any size (the last,
+        partial batch of an epoch): same parameters, optimizer state and
+        generator as the replays. Returns the loss (a fresh device scalar)."""
+        if negatives is not None and self.sample_in_graph:
+            raise ValueError("negatives are drawn inside the step; build with sample_in_graph=False to pass them")
+        if negatives is None and not self.sample_in_graph and self.loss_fn.sampled:
+            raise ValueError("built with sample_in_graph=False: pass the negatives")
+        self.opt.zero_grad(set_to_none=True)
+        return self._train(items, lengths, targets, negatives, fixed_shapes=False)
+
     def _capture(self) -> None:
         torch.cuda.synchronize(self.device)
         self.opt.zero_grad(set_to_none=True)  # grads are then allocated from the graph's pool
@@ -170,5 +278,5 @@ class GraphedTrainStep:
         if self.generator is not None:
             graph.register_generator_state(self.generator)
         with torch.cuda.device(self.device), torch.cuda.graph(graph):  # capture on the model's own GPU
-            self.loss = self._forward_backward_step()
+            self.loss = self._static_step()
         self.graph = graph
