@@ -258,3 +258,18 @@ def test_recommended_configuration_learns_on_the_real_dev_data(tmp_path):
     rec = fit(TrainConfig(data=str(data), model="stamp", loss="ns", optimizer="sparse_fast", l2=True, score_scale=5.0,
                           sampling="popularity", epochs=1, device="cpu"), tmp_path / "run", quiet=True)
     assert rec["best"]["mrr_at_20"] > popularity + 0.08, (rec["best"], popularity)
+
+
+def test_notebooks_build_without_the_real_file(tmp_path):
+    """Where yoochoose-100k is absent the data notebook says so in one line,
+    and the diagnosis notebook runs to the end showing only that line."""
+    from test_notebooks import checked_output, run
+
+    work = tmp_path / "work"
+    nb = run("00-data", tmp_path, work_dir=str(work), datasets=["diginetica", "yoochoose-100k"],
+             scale={"diginetica": 0.005}, raw_paths={"yoochoose-100k": str(tmp_path / "absent.dat")})
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+    assert "yoochoose-100k: real file not found" in printed
+    assert checked_output(nb).strip().startswith("diginetica:")
+    nb = run("06-diagnosis", tmp_path, work_dir=str(work))
+    assert checked_output(nb).strip() == "yoochoose-100k: not available"
