@@ -86,6 +86,6 @@ def test_transition_beats_popularity_twice_on_synthetic_data(tiny_dataset):
 
 
 def test_unknown_baseline():
-    assert BASELINES == ("popularity", "transition")
+    assert BASELINES == ("popularity", "transition", "sr", "ar", "sknn", "vsknn")
     with pytest.raises(ValueError, match="unknown baseline 'knn'"):
         evaluate_baseline("knn", hand_dataset())
