@@ -1,32 +1,52 @@
 #!/usr/bin/env bash
-# The GPU comparison of issue 6, as one prepared command (about 3-5 minutes on
-# one H100; budget 8): run from anywhere,
+# The GPU checks of issues 6 and 10, as one prepared command (budget: under
+# 6 minutes on one H100/H200; not yet timed on one): run from anywhere,
 #
 #     bash benchmarks/gpu.sh                  # on a CUDA machine
 #     bash benchmarks/gpu.sh --device cpu --smoke   # small sizes, to check it runs
 #
-# 1. the CUDA tests of the losses and optimizers (the CUDA-graph step equals
-#    SparseAdam; skipped without CUDA);
-# 2. sparse_fast (eager, static, and inside a CUDA graph) against
-#    torch.optim.SparseAdam for 50 steps at 1.28M items on the device;
-# 3. ms/step at 1.28M items, batch 128, 100 negatives, L2: STAMP and SR-GNN with
-#    ns + sparse_fast in a CUDA graph (targets <= 1.0 ms and <= 2.5 ms), eager
-#    sparse_fast, SparseAdam, and dense full cross-entropy, plus peak memory;
-# 4. a 10M-item catalogue trained for 2000 steps with sparse_fast in a CUDA graph.
-# Writes benchmarks/results/gpu_comparison.csv and .json (the card's name is in them).
+# 1. the CUDA tests of the losses, the optimizers and the training loop (the
+#    CUDA-graph step equals SparseAdam; `fit` graphs by default, resumes, and
+#    matches its eager loop; GRU4Rec and NARM captured with --graph on);
+#    skipped without CUDA;
+# 2. end to end (benchmarks/bench_train.py): one epoch of `srs train` on the
+#    synthetic MeLi2020 preset at scale 1.0 (1.28M items, 4.68M samples) with
+#    the recommended scalable loss (ns, L2, score scale 5, popularity
+#    sampling, sparse_fast), STAMP then SR-GNN: seconds per epoch for
+#    training and for evaluation, ms per step (targets <= 1.2 and <= 1.8 ms);
+#    then a small run under torchrun (NCCL, graphed) against the same run
+#    alone. A run that would overrun the budget is skipped, and says so;
+# 3. sparse_fast (eager, static, and inside a CUDA graph) against
+#    torch.optim.SparseAdam for 50 steps at 1.28M items, ms/step of STAMP
+#    and SR-GNN at 1.28M items in a graph, eager, with SparseAdam and with
+#    dense CE, and a 10M-item catalogue (benchmarks/bench_sparse.py --gpu-table).
+# Writes benchmarks/results/gpu_train.csv and gpu_comparison.csv/.json (the card's name is in them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+START=$(date +%s)
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 ARGS=("$@")
 # CUDA unless the caller names a device (e.g. `--smoke` alone still runs on the GPU)
 [[ " ${ARGS[*]-} " == *" --device "* ]] || ARGS=(--device cuda "${ARGS[@]}")
+TRAIN_ARGS=()  # bench_train.py takes --device and --smoke of these
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+  case "${ARGS[i]}" in
+    --device) TRAIN_ARGS+=(--device "${ARGS[i + 1]}") ;;
+    --smoke) TRAIN_ARGS+=(--smoke) ;;
+  esac
+done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # a CPU-only torch (e.g. a .venv built on a laptop) would skip every CUDA test: say which build runs
 "$PY" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| available:', torch.cuda.is_available())"
 if "$PY" -c "import pytest" 2>/dev/null; then
-  "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_optim.py tests/test_losses.py
+  "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_optim.py tests/test_losses.py tests/test_graph_wiring.py
 else
-  echo "pytest is not installed here: skipping the unit tests (the check below still runs)"
+  echo "pytest is not installed here: skipping the unit tests (the checks below still run)"
 fi
+echo "--- end to end: srs train, one epoch ($(( $(date +%s) - START )) s so far)"
+# leave about 100 s for step 3
+"$PY" benchmarks/bench_train.py --ddp-check --deadline $((START + 250)) "${TRAIN_ARGS[@]}"
+echo "--- one training step against SparseAdam and dense CE ($(( $(date +%s) - START )) s so far)"
 "$PY" benchmarks/bench_sparse.py --gpu-table "${ARGS[@]}"
+echo "--- gpu.sh took $(( $(date +%s) - START )) s"
