@@ -39,7 +39,8 @@ REAL_FORMATS = {
 REAL_ONLY = ("yoochoose-100k",)
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
-          "sampled_softmax": "sampled softmax (logQ)", "popularity": "popularity", "transition": "transition"}
+          "sampled_softmax": "sampled softmax (logQ)", "popularity": "popularity", "transition": "transition",
+          "sr": "SR (sequential rules)", "ar": "AR (association rules)", "sknn": "SKNN", "vsknn": "V-SKNN"}
 
 
 def dataset_dir(work_dir: str | Path, name: str) -> Path:
@@ -179,14 +180,15 @@ def _set_threads(n: int) -> None:
 
 def run_baselines(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
     """Popularity and transition baselines per dataset, kept in the store."""
-    from srs_core.baselines import BASELINES, evaluate_baseline
+    from srs_core.baselines import BASELINES, baseline_params, evaluate_baseline
 
     store = results_store(work_dir)
     records = []
     for name in names:
         ds = ProcessedDataset.load(dataset_dir(work_dir, name))
         for base in BASELINES:
-            identity = {"baseline": base, "dataset": dataset_fingerprint(ds)}
+            # the hyperparameters are part of the result: a changed default is a new record
+            identity = {"baseline": base, "params": {k: v for k, v in baseline_params(base).items() if k != "batch_size"}, "dataset": dataset_fingerprint(ds)}
             key = config_hash(identity)
             rec = store.get(key)
             if not is_complete(rec, key):
