@@ -50,6 +50,24 @@ def train_cli(data, out, *extra):
     return json.loads((out / "result.json").read_text())
 
 
+def killed_in_epoch_2(monkeypatch, config, run_dir):
+    """Run ``fit`` and kill it while it evaluates epoch 2 (after epoch 1's checkpoint)."""
+    real = train_mod.evaluate
+    calls = {"n": 0}
+
+    def dying(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(train_mod, "evaluate", dying)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, run_dir, quiet=True)
+    monkeypatch.setattr(train_mod, "evaluate", real)
+    assert [e["epoch"] for e in read_record(run_dir)["epochs"]] == [1]
+
+
 def test_graph_auto_on_cpu_is_the_eager_loop_bit_for_bit(toy, tmp_path):
     auto = train_cli(toy, tmp_path / "auto")
     off = train_cli(toy, tmp_path / "off", "--graph", "off")
@@ -90,20 +108,7 @@ def test_the_last_partial_batch_is_trained_not_dropped(toy, tmp_path):
 def test_graph_on_resumes_after_a_kill_like_an_uninterrupted_run(toy, tmp_path, monkeypatch):
     config = cfg(toy, graph="on", epochs=3)
     straight = fit(config, tmp_path / "straight", quiet=True)
-    real = train_mod.evaluate
-    calls = {"n": 0}
-
-    def dying(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(train_mod, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, tmp_path / "killed", quiet=True)
-    monkeypatch.setattr(train_mod, "evaluate", real)
-    assert [e["epoch"] for e in read_record(tmp_path / "killed")["epochs"]] == [1]
+    killed_in_epoch_2(monkeypatch, config, tmp_path / "killed")
     resumed = fit(config, tmp_path / "killed", quiet=True)
     for x, y in zip(straight["epochs"], resumed["epochs"]):
         assert (x["loss"], x["mrr_at_20"]) == (y["loss"], y["mrr_at_20"])
@@ -111,19 +116,7 @@ def test_graph_on_resumes_after_a_kill_like_an_uninterrupted_run(toy, tmp_path, 
 
 def test_a_checkpoint_resumes_in_the_other_graph_mode(toy, tmp_path, monkeypatch):
     """The graph mode is not in the hash: an eager checkpoint resumes graphed."""
-    real = train_mod.evaluate
-    calls = {"n": 0}
-
-    def dying(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(train_mod, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
-        fit(cfg(toy, graph="off", epochs=3), tmp_path / "run", quiet=True)
-    monkeypatch.setattr(train_mod, "evaluate", real)
+    killed_in_epoch_2(monkeypatch, cfg(toy, graph="off", epochs=3), tmp_path / "run")
     rec = fit(cfg(toy, graph="on", epochs=3), tmp_path / "run", quiet=True)
     assert [e["epoch"] for e in rec["epochs"]] == [1, 2, 3] and rec["status"] == "complete"
     assert rec["environment"]["train_step"] == "static-eager"
@@ -214,19 +207,7 @@ def test_cuda_fit_graphs_by_default_and_matches_the_eager_device_loop(toy, tmp_p
 def test_cuda_graph_run_resumes_after_a_kill(toy, tmp_path, monkeypatch):
     config = cfg(toy, device="cuda", epochs=3)
     straight = fit(config, tmp_path / "straight", quiet=True)
-    real = train_mod.evaluate
-    calls = {"n": 0}
-
-    def dying(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(train_mod, "evaluate", dying)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, tmp_path / "killed", quiet=True)
-    monkeypatch.setattr(train_mod, "evaluate", real)
+    killed_in_epoch_2(monkeypatch, config, tmp_path / "killed")
     resumed = fit(config, tmp_path / "killed", quiet=True)
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
     # same data order and negatives: equal up to the GPU's float non-determinism
