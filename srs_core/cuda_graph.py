@@ -11,7 +11,7 @@ host synchronisation, so the step uses:
 * ``sparse_fast`` with ``static_shapes=True`` (:mod:`srs_core.optim`): no
   ``torch.unique``, no sparse COO gradient (its construction syncs with the
   host). The item embedding's lookups go through a custom autograd function
-  whose backward ``index_add_``s the gradient rows into a dense-shaped buffer
+  whose backward adds the gradient rows (``index_add_``) into a dense-shaped buffer
   that is zero except at the rows of the step, and the update touches only
   those rows;
 * or, with ``optimizer="dense"``, Adam over every parameter, which also

@@ -59,7 +59,7 @@ class Dist:
 
     @property
     def active(self) -> bool:
-        """True under torchrun (even with one process: the collectives then run over one rank)."""
+        """Whether this process runs under torchrun; then the collectives run even with one process."""
         return self.backend is not None
 
     @property

@@ -35,7 +35,7 @@ REAL_FORMATS = {
     # file); its last day is the validation day. No synthetic twin exists.
     "yoochoose-100k": ("yoochoose", {"test_days": 1}),
 }
-#: Datasets that exist only as real files: skipped, with a note, where the file is absent.
+#: Datasets that exist only as real files, skipped with a note where the file is absent.
 REAL_ONLY = ("yoochoose-100k",)
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
