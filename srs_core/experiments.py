@@ -172,6 +172,17 @@ def run_grid(work_dir: str | Path, configs: list[TrainConfig], *, quiet: bool = 
     return summarise(records)
 
 
+def complete_configs(work_dir: str | Path, configs: list[TrainConfig]) -> list[TrainConfig]:
+    """The configs whose run is already complete in the store of ``work_dir``."""
+    store = results_store(work_dir)
+    keep = []
+    for cfg in configs:
+        key = config_hash(cfg.identity(dataset_fingerprint(ProcessedDataset.load(cfg.data))))
+        if is_complete(store.get(key), key):
+            keep.append(cfg)
+    return keep
+
+
 def _set_threads(n: int) -> None:
     import torch
 

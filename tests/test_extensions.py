@@ -273,3 +273,11 @@ def test_notebooks_build_without_the_real_file(tmp_path):
     assert checked_output(nb).strip().startswith("diginetica:")
     nb = run("06-diagnosis", tmp_path, work_dir=str(work))
     assert checked_output(nb).strip() == "yoochoose-100k: not available"
+
+
+def test_complete_configs_lists_only_finished_runs(toy, tmp_path):
+    from srs_core.train import run_in_store
+
+    done, todo = cfg(toy, epochs=1), cfg(toy, epochs=1, seed=1)
+    run_in_store(ex.results_store(tmp_path), done, quiet=True)
+    assert ex.complete_configs(tmp_path, [done, todo]) == [done]
