@@ -55,7 +55,9 @@ def test_overridden_parameters_take_effect(tmp_path):
     nb = run("01-experiment-1", tmp_path, work_dir=str(work), datasets=["diginetica"], models=["stamp"], epochs=1)
     text = checked_output(nb)
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    assert {ln.split()[1] for ln in lines} == {"stamp", "popularity", "transition"}
+    from srs_core.baselines import BASELINES
+
+    assert {ln.split()[1] for ln in lines} == {"stamp", *BASELINES}
     assert all(ln.split()[0] == "diginetica" for ln in lines)
     neural = [r for r in ResultsStore(work / "results").records() if r["kind"] == "neural"]
     assert len(neural) == 1 and neural[0]["config"]["epochs"] == 1 and len(neural[0]["epochs"]) == 1
