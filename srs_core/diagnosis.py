@@ -144,3 +144,11 @@ def ns_loss_floor(score_scale: float) -> float:
     ``score_scale``: positive at +S, every negative at -S, so
     ``2 log(1 + e^-S)`` (0.63 at S = 1: the loss cannot approach 0)."""
     return float(2.0 * np.log1p(np.exp(-score_scale)))
+
+
+def ns_loss_orthogonal(score_scale: float) -> float:
+    """Eq. 4.1 when the positive sits at +``score_scale`` and every negative
+    is orthogonal to the session (cosine 0), which is where random vectors in
+    d = 100 dimensions lie: ``log(1 + e^-S) + log 2`` (1.01 at S = 1). A loss
+    that stays near this value has not pushed its negatives away at all."""
+    return float(np.log1p(np.exp(-score_scale)) + np.log(2.0))

@@ -15,8 +15,8 @@ import torch
 
 from srs_core import experiments as ex
 from srs_core.cli import main as cli_main
-from srs_core.diagnosis import (compare, diagnosis_grid, extension_setting, is_extension, ns_loss_floor, variant,
-                                verdict)
+from srs_core.diagnosis import (compare, diagnosis_grid, extension_setting, is_extension, ns_loss_floor,
+                                ns_loss_orthogonal, variant, verdict)
 from srs_core.losses import NegativeSampler, build_loss
 from srs_core.train import TrainConfig, fit, stopped_early
 
@@ -196,9 +196,23 @@ def test_compare_computes_ratios_and_verdicts_per_model():
     assert t.loc["ns", "mrr_at_20_sd"] == pytest.approx(np.std([0.20, 0.22], ddof=1))
 
 
-def test_ns_loss_floor():
-    assert ns_loss_floor(1.0) == pytest.approx(2 * np.log1p(np.exp(-1.0)))
-    assert ns_loss_floor(5.0) < 0.014
+@pytest.mark.parametrize("scale", [1.0, 5.0])
+def test_ns_loss_references_are_what_eq_4_1_gives(scale):
+    """The two references of the saturation check, from the loss itself:
+    a perfect model (target at +1, negatives at -1) and a model whose
+    negatives are orthogonal to the session."""
+    from torch import nn
+
+    emb = nn.Embedding(4, 3, padding_idx=0).double()
+    with torch.no_grad():
+        emb.weight.copy_(torch.tensor([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0]], dtype=torch.float64))
+    loss = build_loss("ns", 3, negatives=1, score_scale=scale)
+    session, target = torch.tensor([[2.0, 0, 0]], dtype=torch.float64), torch.tensor([1])
+    perfect = loss.compute(session, target, emb, torch.tensor([[2]]), True)
+    orthogonal = loss.compute(session, target, emb, torch.tensor([[3]]), True)
+    assert perfect.item() == pytest.approx(ns_loss_floor(scale))
+    assert orthogonal.item() == pytest.approx(ns_loss_orthogonal(scale))
+    assert ns_loss_orthogonal(1.0) == pytest.approx(1.0064, abs=1e-4) and ns_loss_floor(5.0) < 0.014
 
 
 # -- real data: yoochoose-100k --------------------------------------------------------
