@@ -61,12 +61,7 @@ def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str
             out += [home, replace(home, l2=False), replace(home, sampling="popularity"),
                     replace(home, negatives=k_large, shared_negatives=shared)]
         out += extension_setting([cfg], extensions or [], optimizer)
-    seen, unique = set(), []
-    for c in out:
-        if c not in seen:
-            seen.add(c)
-            unique.append(c)
-    return unique
+    return list(dict.fromkeys(out))  # an extension equal to a grid run is kept once, in first place
 
 
 def variant(config: dict) -> str:
