@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 book: $(STAMP) chromium
-	$(BIN)/python -m srs_core.book --profile $(PROFILE)
+	$(BIN)/python -m srs_core.publish.book --profile $(PROFILE)
 
 # Headless Chromium for the page check (Debian package; best effort: the
 # book still builds without it, and says that the check was skipped).
@@ -34,9 +34,23 @@ chromium:
 unit: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -q
 
+# nbval re-runs the committed notebooks (the ci profile) and compares the cells
+# marked NBVAL_CHECK_OUTPUT. The rule (notebooks/README.md): those cells print
+# only what is identical on every CPU and thread count (counts, statistics,
+# which runs exist, settled verdict words); trained metrics are compared with
+# notebooks/reference/*.json within a stated tolerance by
+# srs_core.publish.reference.check_metrics, never as printed digits.
+# The committed outputs include the real yoochoose-100k dev sample, so where
+# ../shared/data is absent nbval is skipped with a note; the same notebooks
+# then still run without it in tests/test_user_path.py.
+REAL_DEV := ../shared/data/yoochoose-100k-dev/yoochoose-clicks.dat
 nbval: $(STAMP)
-	rm -rf _build/work/ci
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks -q
+	@if [ -f "$(REAL_DEV)" ]; then \
+	  rm -rf _build/work/ci && \
+	  $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks -q; \
+	else \
+	  echo "nbval skipped: $(REAL_DEV) is absent, and the committed notebook outputs were made with it"; \
+	fi
 
 test: unit nbval
 

@@ -1,6 +1,6 @@
 """Open the built book in headless Chromium and check that pages show their figures.
 
-``python -m srs_core.bookcheck _build/ci/src/_build/html`` renders each page
+``python -m srs_core.publish.pagecheck _build/ci/src/_build/html`` renders each page
 listed in ``EXPECTED`` with Debian's ``chromium`` (offline flags), reads the
 DOM after scripts ran, and checks that the expected figures are there as
 ``<img>`` elements whose files exist and are non-empty PNGs. It also saves a

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from srs_core import bookcheck
+from srs_core.publish import pagecheck
 
 pytestmark = pytest.mark.skipif(not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")),
                                 reason="headless Chromium is not installed (make test installs it where it can)")
@@ -20,7 +20,7 @@ def page(figures: str) -> str:
 def test_a_page_with_its_figures_passes(tmp_path):
     (tmp_path / "img.png").write_bytes(PNG * 10)
     (tmp_path / "r.html").write_text(page('<figure id="fig-a"><img src="img.png"><figcaption>a</figcaption></figure>'))
-    assert bookcheck.check_page(tmp_path, "r.html", ["fig-a"]) == []
+    assert pagecheck.check_page(tmp_path, "r.html", ["fig-a"]) == []
     assert (tmp_path / "r.screenshot.png").stat().st_size > 0
 
 
@@ -28,8 +28,8 @@ def test_missing_figures_and_broken_images_are_reported(tmp_path):
     (tmp_path / "r.html").write_text(page(
         '<figure id="fig-a"><pre>&lt;Figure size 640x480&gt;</pre></figure>'  # glued as text, not an image
         '<figure id="fig-b"><img src="gone.png"></figure>'))
-    problems = bookcheck.check_page(tmp_path, "r.html", ["fig-a", "fig-b", "fig-c"])
+    problems = pagecheck.check_page(tmp_path, "r.html", ["fig-a", "fig-b", "fig-c"])
     assert any("'fig-a' has no image" in p for p in problems)
     assert any("gone.png is missing" in p for p in problems)
     assert any("'fig-c' not on the page" in p for p in problems)
-    assert bookcheck.check_page(tmp_path, "nope.html", []) == ["nope.html: page missing"]
+    assert pagecheck.check_page(tmp_path, "nope.html", []) == ["nope.html: page missing"]

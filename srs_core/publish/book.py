@@ -1,6 +1,6 @@
 """Run the whole pipeline for one profile and build the book.
 
-``python -m srs_core.book --profile default`` (what ``make book`` calls):
+``python -m srs_core.publish.book --profile default`` (what ``make book`` calls):
 
 1. executes every notebook in ``NOTEBOOKS`` with papermill, with the
    parameters of ``params/<profile>.yaml`` (each notebook gets the keys it
@@ -9,7 +9,7 @@
    ``book/``, a link to ``srs_core/``) and builds the HTML book with warnings
    as errors, without re-executing anything;
 3. opens the pages in headless Chromium and checks that they show their
-   figures (:mod:`srs_core.bookcheck`), then prints the path of ``index.html``.
+   figures (:mod:`srs_core.publish.pagecheck`), then prints the path of ``index.html``.
 
 Runs finished by an earlier, interrupted call are kept in the results store
 under ``_build/work/<profile>``, so calling it again resumes.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from srs_core.bookassets import vendor_mathjax
+from srs_core.publish.assets import vendor_mathjax
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = [
     "basics-loss-cost",
     "00-data",
@@ -59,10 +59,21 @@ def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
     tmp.replace(nb_out)
 
 
-def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) -> None:
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs (VALUE in YAML: ``epochs=1``, ``raw_paths={a: /x}``)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {pair!r}: write KEY=VALUE, e.g. --set epochs=1")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def execute_notebooks(profile: str, src: Path, only: list[str] | None = None, overrides: dict | None = None) -> None:
     import papermill as pm
 
-    params = load_profile(profile)
+    params = {**load_profile(profile), **(overrides or {})}
     (src / "notebooks").mkdir(parents=True, exist_ok=True)
     for name in only or NOTEBOOKS:
         nb_in = ROOT / "notebooks" / f"{name}.ipynb"
@@ -75,7 +86,13 @@ def execute_notebooks(profile: str, src: Path, only: list[str] | None = None) ->
 
 
 def refresh_committed(only: list[str] | None = None) -> None:
-    """Execute the committed notebooks in place with their default parameters."""
+    """Execute the committed notebooks in place with their default parameters,
+    rewriting their regression references (:mod:`srs_core.publish.reference`)."""
+    import os
+
+    from srs_core.publish.reference import WRITE_ENV
+
+    os.environ[WRITE_ENV] = "1"  # the kernels inherit it
     if not only:  # a full refresh starts from an empty work dir, as nbval does
         shutil.rmtree(ROOT / "_build" / "work" / "ci", ignore_errors=True)
     for name in only or NOTEBOOKS:
@@ -104,12 +121,12 @@ def build_html(src: Path) -> Path:
 
 def check_pages(html_root: Path) -> None:
     """Open the pages in headless Chromium and fail if a figure is missing."""
-    from srs_core import bookcheck
+    from srs_core.publish import pagecheck
 
     if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
         print("[book] page check skipped: no headless Chromium here (Debian: apt-get install chromium)")
         return
-    if bookcheck.main([str(html_root)]) != 0:
+    if pagecheck.main([str(html_root)]) != 0:
         raise SystemExit("[book] the built pages are missing figures (see above)")
 
 
@@ -121,14 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refresh-committed", action="store_true",
                     help="re-execute notebooks/*.ipynb in place with their own defaults (the ci profile) from an "
                     "empty work dir: this makes the outputs nbval compares against")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override one profile parameter (YAML value), e.g. --set seeds=[0] or "
+                    "--set 'raw_paths={yoochoose-100k: /elsewhere/yoochoose-clicks.dat}'")
+    ap.add_argument("--src", type=Path, help="where the executed notebooks and the book go "
+                    "(default: _build/<profile>/src)")
     args = ap.parse_args(argv)
+    overrides = parse_overrides(args.set)
+    unknown = sorted(set(overrides) - set(load_profile(args.profile)))
+    if unknown:
+        raise SystemExit(f"--set {', '.join(unknown)}: not a parameter of profile {args.profile!r} "
+                         f"(see params/{args.profile}.yaml)")
     if args.refresh_committed:
         refresh_committed(args.only)
         return 0
     t0 = time.perf_counter()
-    src = ROOT / "_build" / args.profile / "src"
+    src = (args.src or ROOT / "_build" / args.profile / "src").resolve()
     src.mkdir(parents=True, exist_ok=True)
-    execute_notebooks(args.profile, src, args.only)
+    execute_notebooks(args.profile, src, args.only, overrides)
     if args.no_build:
         return 0
     layout_sources(src)
