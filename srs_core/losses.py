@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .scoring import all_items, item_vectors, prepare_session
+from .scoring import all_items, item_vectors, prepare_session, row_scores
 
 DISTRIBUTIONS = ("uniform", "popularity", "mixed")
 
@@ -250,7 +250,7 @@ class NegativeSampling(Loss):
             keep = negatives.unsqueeze(0) != targets.unsqueeze(1)
         else:
             ids = torch.cat([targets.unsqueeze(1), negatives], 1)  # one lookup [B, 1 + k, d]
-            scores = torch.bmm(item_vectors(embedding, ids, l2), s.unsqueeze(-1)).squeeze(-1)
+            scores = row_scores(embedding, ids, s, l2)
             pos, neg = scores[:, 0], scores[:, 1:]
             keep = negatives != targets.unsqueeze(1)
         noise = _masked_mean(F.logsigmoid(-neg), keep)

@@ -38,6 +38,19 @@ def item_vectors(embedding: nn.Embedding, ids: torch.Tensor, l2: bool) -> torch.
     return F.normalize(vec, dim=-1) if l2 else vec
 
 
+def row_scores(embedding: nn.Embedding, ids: torch.Tensor, session: torch.Tensor, l2: bool) -> torch.Tensor:
+    """``[B, m]`` scores of each session ``[B, d]`` against its own rows
+    ``ids [B, m]``: ``s . y`` or, with ``l2``, ``s . y / max(||y||, eps)``.
+
+    Equal to ``bmm(item_vectors(embedding, ids, l2), s)`` but divides the
+    ``[B, m]`` scores by the row norms instead of normalising the ``[B, m, d]``
+    gathered rows, which is most of a sampled loss's step at small catalogues
+    (same value up to float rounding; F.normalize's eps = 1e-12)."""
+    vec = embedding(ids)
+    raw = torch.bmm(vec, session.unsqueeze(-1)).squeeze(-1)
+    return raw / vec.norm(dim=-1).clamp(min=1e-12) if l2 else raw
+
+
 def all_items(embedding: nn.Embedding, l2: bool, lo: int = 1, hi: int | None = None) -> torch.Tensor:
     """Candidate item vectors ``lo..hi-1`` (default: every item 1..N)."""
     w = embedding.weight[lo:hi]
