@@ -28,6 +28,8 @@ DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scal
 PER_SAMPLE_MAX_K = 100
 #: "matches" when the ratio of means lies within 1 -/+ this band (and the seeds' ranges overlap).
 MATCH_BAND = 0.03
+#: The ratios at which :func:`verdict`'s word can change.
+THRESHOLDS = (1.0 - MATCH_BAND, 1.0, 1.0 + MATCH_BAND)
 
 
 def dissertation_setting(base: list[TrainConfig], losses: list[str], optimizer: str) -> list[TrainConfig]:
@@ -48,17 +50,27 @@ def extension_setting(base: list[TrainConfig], extensions: list[dict], optimizer
 
 
 def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str = "sparse_fast",
-                   k_large: int = 1000, extensions: list[dict] | None = None) -> list[TrainConfig]:
+                   k_large: int = 1000, extensions: list[dict] | None = None,
+                   one_factor: list[str] | None = None) -> list[TrainConfig]:
     """Every run of the diagnosis for each config in ``base`` (one per model,
     dataset and seed). ``extensions`` are dicts of TrainConfig fields, each
-    with its ``loss``, applied on top of the dissertation's setting."""
+    with its ``loss``, applied on top of the dissertation's setting.
+    ``one_factor`` names the losses taken apart one factor at a time (default:
+    every loss in ``losses``); the others run in the dissertation's setting only."""
+    unknown = sorted(set(one_factor or []) - set(losses))
+    if unknown:
+        raise ValueError(f"one_factor {unknown}: each must also be in losses {losses}")
+    apart = losses if one_factor is None else one_factor
     out = []
     for cfg in base:
         out.append(replace(cfg, loss="ce", optimizer="dense", l2=False))
         out.append(replace(cfg, loss="ce", optimizer="dense", l2=True))
         for home in dissertation_setting([cfg], losses, optimizer):
+            out.append(home)
+            if home.loss not in apart:
+                continue
             shared = home.loss in ("ns", "triplet") and k_large > PER_SAMPLE_MAX_K
-            out += [home, replace(home, l2=False), replace(home, sampling="popularity"),
+            out += [replace(home, l2=False), replace(home, sampling="popularity"),
                     replace(home, negatives=k_large, shared_negatives=shared)]
         out += extension_setting([cfg], extensions or [], optimizer)
     return list(dict.fromkeys(out))  # an extension equal to a grid run is kept once, in first place
@@ -131,7 +143,8 @@ def compare(runs: pd.DataFrame, reference: str = "ce", metrics: tuple[str, ...] 
             else:
                 row[f"{m}_ratio"], row[f"{m}_verdict"] = float("nan"), "n/a"
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = group + ["variant", "seeds"] + [f"{m}_{part}" for m in metrics for part in ("mean", "sd", "ratio", "verdict")]
+    return pd.DataFrame(rows, columns=columns)  # the same columns when there is no run at all
 
 
 def ns_loss_floor(score_scale: float) -> float:

@@ -169,6 +169,11 @@ def test_diagnosis_grid_varies_one_factor_at_a_time(toy):
     ns = grid[2]
     assert (ns.l2, ns.sampling, ns.negatives, ns.score_scale, ns.optimizer) == (True, "uniform", 100, 1.0, "sparse_fast")
     assert [is_extension(dataclasses.asdict(c)) for c in grid].count(True) == 3  # ns and triplet k=1000 shared, ns S=5
+    only_ns = diagnosis_grid(base, ["ns", "triplet", "sampled_softmax"], k_large=1000, one_factor=["ns"])
+    assert [variant(dataclasses.asdict(c)) for c in only_ns] == [
+        "ce", "ce, L2", "ns", "ns, no L2", "ns, popularity", "ns, k=1000 shared", "triplet", "sampled_softmax"]
+    with pytest.raises(ValueError, match="one_factor"):
+        diagnosis_grid(base, ["ns"], one_factor=["triplet"])
     ce_ext = extension_setting(base, [{"loss": "ce", "score_scale": 10.0}], "sparse_fast")[0]
     assert (ce_ext.optimizer, ce_ext.l2, variant(dataclasses.asdict(ce_ext))) == ("dense", True, "ce, L2, S=10")
 
