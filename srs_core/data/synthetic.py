@@ -253,6 +253,13 @@ def _times(rng: np.random.Generator, lengths: np.ndarray, p: Preset) -> np.ndarr
     return np.repeat(start, lengths) + elapsed
 
 
+def catalogue_size(preset: str | Preset, scale: float) -> int:
+    """Items the generator draws from for ``preset`` at ``scale`` (before
+    preprocessing, which drops the few that no kept session uses)."""
+    p = get_preset(preset)
+    return max(20, round(p.n_items * p.catalog * float(scale)))
+
+
 def generate_events(preset: str | Preset, scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
     """Raw click events (the readers' events table) for ``preset`` at ``scale``.
 
@@ -264,7 +271,7 @@ def generate_events(preset: str | Preset, scale: float = 1.0, seed: int = 0) -> 
         raise ValueError(f"scale must be a positive number (got {scale!r}); 1.0 is the dissertation's size.")
     scale = float(scale)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5E55]))
-    n_items = max(20, round(p.n_items * p.catalog * scale))
+    n_items = catalogue_size(p, scale)
     n_multi = max(50, round(p.n_train_sessions * p.sessions * scale))
     n_single = round(n_multi * p.single_share / (1 - p.single_share))
     cat = _Catalog(rng, n_items, p)

@@ -1,0 +1,42 @@
+"""Every profile orders the synthetic catalogues as the dissertation's Table 3 does."""
+import pytest
+
+from srs_core.data.dataset import ProcessedDataset
+from srs_core.data.synthetic import PRESETS, catalogue_size, synthesize
+from srs_core.experiments import TABLE3_PUBLISHED
+from srs_core.publish.book import PROFILES, load_profile
+
+BY_SIZE = sorted(TABLE3_PUBLISHED, key=lambda n: TABLE3_PUBLISHED[n]["n_items"])
+
+
+def test_table3_order_is_what_the_profiles_are_held_to():
+    assert BY_SIZE == ["yoochoose-1/64", "yoochoose-1/4", "diginetica", "meli2020"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_profile_keeps_table3s_order_of_catalogue_sizes(profile):
+    p = load_profile(profile)
+    scale, raw = p.get("scale") or {}, p.get("raw_paths") or {}
+    synthetic = [n for n in BY_SIZE if n in p["datasets"] and n not in raw]
+    assert all(n in scale for n in synthetic), f"{profile}: a synthetic dataset has no scale"
+    sizes = [catalogue_size(n, scale[n]) for n in synthetic]
+    # at least 1.3x apart, so that preprocessing (which drops a few items) cannot swap two
+    for (a, na), (b, nb) in zip(zip(synthetic, sizes), zip(synthetic[1:], sizes[1:])):
+        assert nb >= 1.3 * na, f"{profile}: {b} has {nb} items, not clearly more than {a}'s {na} (Table 3 order)"
+
+
+def test_the_ci_catalogues_keep_the_order_after_preprocessing(tmp_path):
+    scale = load_profile("ci")["scale"]
+    items = []
+    for n in BY_SIZE:
+        out = synthesize(n, scale[n], 0, tmp_path / n.replace("/", "-"), quiet=True)
+        items.append(ProcessedDataset.load(out).n_items)
+    assert items == sorted(items) and len(set(items)) == 4, dict(zip(BY_SIZE, items))
+
+
+def test_the_catalogue_size_is_the_generators():
+    from srs_core.data.synthetic import generate_events
+
+    ev = generate_events("yoochoose-1/64", 0.004, seed=0)
+    assert 0.8 * catalogue_size("yoochoose-1/64", 0.004) <= ev["item"].nunique() <= catalogue_size("yoochoose-1/64", 0.004)
+    assert set(PRESETS) == set(BY_SIZE)
