@@ -272,6 +272,16 @@ def with_fields(cfgs: list[TrainConfig], **fields) -> list[TrainConfig]:
     return [replace(c, **fields) for c in cfgs]
 
 
+def shown(value, spec: str = ".2f") -> str:
+    """``value`` formatted for a sentence of the book, or "–" when it was not
+    measured (NaN or None), so that no page prints "nan"."""
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, spec)
+
+
 def project_root() -> Path:
     """The repository root (the folder holding ``_toc.yml``), found upwards from
     the working directory, else next to the installed package."""
