@@ -71,12 +71,9 @@ def row_rss(runs: list[dict]) -> float:
 
 
 def machine() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = "unknown CPU"
-    return f"{name} ({os.cpu_count()} cpus)"
+    from srs_core.training.runtime import machine_name
+
+    return f"{machine_name('cpu')} ({os.cpu_count()} cpus)"
 
 
 PREPARE = r"""

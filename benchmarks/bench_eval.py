@@ -1,7 +1,7 @@
 """Full-ranking evaluation throughput at catalogue scale.
 
 Scores every test sample against all N items (default N = 1.28M, MeLi2020's
-catalogue) with :func:`srs_core.train.evaluate`, which works in chunks of
+catalogue) with :func:`srs_core.training.evaluate.evaluate`, which works in chunks of
 ``item_chunk`` items so that at most ``batch x item_chunk`` scores exist at
 once. Prints test samples per second for a few chunk sizes and writes
 ``benchmarks/results/eval_throughput.csv``.
@@ -25,7 +25,9 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT_DIR, machine  # noqa: E402
+from srs_core.bench import machine  # noqa: E402
+
+OUT_DIR = Path(__file__).parent / "results"
 
 from srs_core.data.dataset import Split  # noqa: E402
 from srs_core.models import build_model  # noqa: E402

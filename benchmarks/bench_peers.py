@@ -46,9 +46,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT_DIR, machine  # noqa: E402
+from srs_core.bench import StepSpec, build_step, machine, random_batches  # noqa: E402
 
-from srs_core.bench import StepSpec, build_step, random_batches  # noqa: E402
+OUT_DIR = Path(__file__).parent / "results"
 
 RECBOLE_CLASSES = {"stamp": "STAMP", "gru4rec": "GRU4Rec", "narm": "NARM", "srgnn": "SRGNN"}
 # (library, loss, optimizer) in the order they are run within each step

@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import OUT_DIR, clock, machine, sync  # noqa: E402
-from srs_core.bench import StepSpec, build_step, random_batches  # noqa: E402
+from srs_core.bench import StepSpec, build_step, clock, machine, random_batches, sync  # noqa: E402
+
+OUT_DIR = Path(__file__).parent / "results"
 
 #: name -> StepSpec fields on top of the reference (ns, L2, k=100 uniform, sparse_fast)
 CONFIGS = {

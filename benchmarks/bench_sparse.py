@@ -59,8 +59,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (OUT_DIR, clock, current_mb, machine, make_model, peak_mb, random_batches, reset_peak,  # noqa: E402
-                     sync, wait_for_quiet)
+from srs_core.bench import (clock, current_mb, machine, make_model, peak_mb, random_batches, reset_peak,  # noqa: E402
+                            sync, wait_for_quiet)
+
+OUT_DIR = Path(__file__).parent / "results"  # measured CSVs, committed: the book reads them
 
 SAMPLED = ("ns", "triplet", "sampled_softmax")
 FIELDS = ["device", "machine", "model", "n_items", "loss", "optimizer", "graph", "batch", "max_len", "negatives",
@@ -70,9 +72,10 @@ FIELDS = ["device", "machine", "model", "n_items", "loss", "optimizer", "graph",
 
 # -- one process: build some configurations and time them interleaved ----------------
 def build_step(cfg: dict, device: torch.device, warmup: int = 3):
-    from srs_core.cuda_graph import GraphedTrainStep
     from srs_core.losses import build_loss
     from srs_core.optim import build_optimizer, embedding_is_sparse
+    from srs_core.training.graph import GraphedTrainStep
+    from srs_core.training.step import TrainStep
 
     torch.manual_seed(cfg["seed"])
     with device:  # build the parameters where they live (10M items: no 4 GB CPU detour)
@@ -86,15 +89,7 @@ def build_step(cfg: dict, device: torch.device, warmup: int = 3):
         return graphed
     opt = build_optimizer(model, cfg["optimizer"], route=cfg.get("route", True))
     gen = torch.Generator(device=device).manual_seed(cfg["seed"])
-
-    def step(items, lengths, targets):
-        loss = loss_fn(model(items, lengths), targets, model.item_embedding, l2, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return TrainStep(model, loss_fn, opt, l2=l2, generator=gen)
 
 
 def run_group(configs: list[dict], warmup: int, repeats: int, budget_s: float, device_name: str) -> list[dict]:
@@ -154,9 +149,10 @@ def check_equivalence(device_name: str, n_items: int, steps: int = 50, model_nam
     ids repeat within a batch and most rows are absent from any one step."""
     import numpy as np
 
-    from srs_core.cuda_graph import GraphedTrainStep
     from srs_core.losses import build_loss
     from srs_core.optim import build_optimizer
+    from srs_core.training.graph import GraphedTrainStep
+    from srs_core.training.step import TrainStep
 
     device = torch.device(device_name)
     batch, max_len, k = 128, 25, 100
@@ -169,10 +165,11 @@ def check_equivalence(device_name: str, n_items: int, steps: int = 50, model_nam
 
     loss_fn = build_loss("ns", n_items, negatives=k, device=device)
     ref = fresh(True)
-    ref_opt = build_optimizer(ref, "sparse")
     variants = {"eager": fresh(True), "static": fresh(True)}
-    opts = {"eager": build_optimizer(variants["eager"], "sparse_fast"),
-            "static": build_optimizer(variants["static"], "sparse_fast", static_shapes=True)}
+    steps_of = {"ref": TrainStep(ref, loss_fn, build_optimizer(ref, "sparse"), l2=True),
+                "eager": TrainStep(variants["eager"], loss_fn, build_optimizer(variants["eager"], "sparse_fast"), l2=True),
+                "static": TrainStep(variants["static"], loss_fn,
+                                    build_optimizer(variants["static"], "sparse_fast", static_shapes=True), l2=True)}
     graphed = None
     if device.type == "cuda":
         variants["graph"] = fresh(True)
@@ -186,11 +183,8 @@ def check_equivalence(device_name: str, n_items: int, steps: int = 50, model_nam
         targets = rng.choice(pool, size=batch)
         negatives = rng.choice(pool, size=(batch, k))
         b = [torch.as_tensor(a, dtype=torch.long, device=device) for a in (items, lengths, targets, negatives)]
-        for model, opt in [(ref, ref_opt)] + [(variants[n], opts[n]) for n in opts]:
-            loss = loss_fn.compute(model(b[0], b[1]), b[2], model.item_embedding, b[3], True)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        for train_step in steps_of.values():
+            train_step.train_with(*b)
         if graphed is not None:
             graphed(*b)
     sync(device)
@@ -212,8 +206,8 @@ def train_big(device_name: str, n_items: int, steps: int, model_name: str = "sta
     successor of the last item), report ms/step, memory and the loss curve."""
     import numpy as np
 
-    from srs_core.cuda_graph import GraphedTrainStep
     from srs_core.losses import build_loss
+    from srs_core.training.graph import GraphedTrainStep
 
     device = torch.device(device_name)
     batch, max_len = 128, 25

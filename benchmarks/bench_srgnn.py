@@ -36,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from srs_core.losses import build_loss
 from srs_core.models import MODELS, build_model
+from srs_core.optim import build_optimizer
+from srs_core.training.step import TrainStep
 
 OUT = Path(__file__).parent / "results" / "srgnn_vs_stamp.csv"
 
@@ -63,15 +65,10 @@ def make_batches(n_batches, batch, n_items, max_len, lengths, seed=0):
 
 
 def time_model(name, batches, n_items, dim, warmup, repeats):
+    """The training step itself: full cross-entropy over every item, dense Adam."""
     torch.manual_seed(0)
     model = build_model(name, n_items, dim=dim)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step(items, lengths, targets):
-        opt.zero_grad(set_to_none=True)
-        scores = model(items, lengths) @ model.item_weight.T
-        F.cross_entropy(scores, targets - 1).backward()
-        opt.step()
+    step = TrainStep(model, build_loss("ce"), build_optimizer(model, "dense"), l2=False)
 
     for i in range(warmup):
         step(*batches[i % len(batches)])

@@ -38,7 +38,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUT_DIR, machine  # noqa: E402
+from srs_core.bench import machine  # noqa: E402
+
+OUT_DIR = Path(__file__).parent / "results"
 
 WORK = ROOT / "benchmarks" / "out"  # git-ignored
 RECOMMENDED = ["--loss", "ns", "--l2", "--score-scale", "5", "--sampling", "popularity", "--optimizer", "sparse_fast"]

@@ -1,12 +1,15 @@
-"""Time one training step against catalogue size: the scaling experiment's core.
+"""The one benchmark harness: time a training step against catalogue size.
 
-Used by ``notebooks/04-scaling.ipynb`` and by the scripts in ``benchmarks/``.
+Used by ``notebooks/04-scaling.ipynb`` and by every script in ``benchmarks/``.
 A measurement builds a model with ``n_items`` items, draws a fixed set of
 random batches (batch 128, prefixes of 1..24 items by default), warms up,
 then times ``repeats`` full steps (forward, loss, backward, optimizer) and
 reports the median. ``measure_isolated`` runs it in a fresh Python process so
 that the peak resident memory (``ru_maxrss``) belongs to that one
-configuration alone.
+configuration alone. The step is the training step itself
+(:class:`srs_core.training.step.TrainStep`); the helpers below (a toy
+encoder, device clocks, memory readings, the machine's name, waiting for a
+quiet CPU) serve the scripts.
 """
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch import nn
+
+from srs_core.models.base import SessionEncoder
+from srs_core.training.runtime import clock, machine_name, sync
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,14 @@ def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, 
 
 
 def build_step(spec: StepSpec):
-    """``step(items, lengths, targets)``: one full training step (forward, loss
-    with its negatives drawn inside, backward, both optimizers) of a fresh
-    model built from ``spec``."""
+    """``step(items, lengths, targets) -> loss``: the training step
+    (:class:`~srs_core.training.step.TrainStep`: forward, loss with its
+    negatives drawn inside, backward, both optimizers) of a fresh model
+    built from ``spec``."""
     from srs_core.losses import build_loss
     from srs_core.models import build_model
     from srs_core.optim import build_optimizer, check_combination, embedding_is_sparse
+    from srs_core.training.step import TrainStep
 
     check_combination(spec.loss, spec.optimizer)
     device = torch.device(spec.device)
@@ -79,14 +88,7 @@ def build_step(spec: StepSpec):
                          score_scale=spec.score_scale, shared_negatives=spec.shared_negatives, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
-
-    def step(items, lengths, targets):
-        loss = loss_fn(model(items, lengths), targets, model.item_embedding, l2=spec.l2, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    return TrainStep(model, loss_fn, opt, l2=spec.l2, generator=gen)
 
 
 def time_step(spec: StepSpec) -> dict:
@@ -96,14 +98,10 @@ def time_step(spec: StepSpec) -> dict:
     batches = random_batches(spec.warmup + spec.repeats, spec.batch_size, spec.max_len, spec.n_items, device, spec.seed)
     times = []
     for i, batch in enumerate(batches):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
+        t0 = clock(device)
         step(*batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
         if i >= spec.warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
+            times.append((clock(device) - t0) * 1e3)
     return {**asdict(spec), "median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads()}
@@ -134,3 +132,87 @@ def benchmark_results(folder) -> dict:
 
     folder = Path(folder)
     return {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if "smoke" not in f.stem}
+
+
+# -- helpers of the benchmark scripts -------------------------------------------
+class ToyEncoder(SessionEncoder):
+    """A toy encoder for benchmarks: mean and last-item pooling, one linear layer."""
+
+    name = "toy"
+
+    def __init__(self, n_items: int, dim: int = 100, sparse: bool = False) -> None:
+        super().__init__(n_items, dim, sparse)
+        self.lin = nn.Linear(2 * dim, dim)
+
+    def forward(self, items, lengths):
+        x = self.item_embedding(items)
+        mean = x.sum(1) / lengths.unsqueeze(1).to(x.dtype)
+        last = x[torch.arange(items.shape[0], device=items.device), lengths - 1]
+        return self.lin(torch.cat([mean, last], 1))
+
+
+def make_model(name: str, n_items: int, dim: int, sparse: bool) -> SessionEncoder:
+    """A registered encoder, or ``"toy"``."""
+    if name == "toy":
+        return ToyEncoder(n_items, dim, sparse)
+    from srs_core.models import build_model
+
+    return build_model(name, n_items, dim=dim, sparse=sparse)
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+        except OSError:
+            pass
+
+
+def current_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    return _status_kb("VmRSS") / 1024
+
+
+def peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return _status_kb("VmHWM") / 1024
+
+
+def machine(device: torch.device | str = "cpu") -> str:
+    """The machine a benchmark row was measured on: the GPU, or the CPU with its thread count."""
+    device = torch.device(device)
+    name = machine_name(device)
+    return name if device.type == "cuda" else f"{name} ({torch.get_num_threads()} threads)"
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as fh:
+        vals = [int(x) for x in fh.readline().split()[1:]]
+    return sum(vals), vals[3] + vals[4]  # total, idle + iowait
+
+
+def wait_for_quiet(min_idle: float = 0.9, window: float = 1.0, timeout: float = 120.0) -> float:
+    """Wait (at most ``timeout`` s) until the CPUs were at least ``min_idle``
+    idle over a ``window``; returns the seconds waited. On a shared machine
+    this keeps other people's bursts out of the timed steps."""
+    start = time.perf_counter()
+    while True:
+        t0, i0 = _cpu_times()
+        time.sleep(window)
+        t1, i1 = _cpu_times()
+        idle = (i1 - i0) / max(t1 - t0, 1)
+        if idle >= min_idle or time.perf_counter() - start > timeout:
+            return time.perf_counter() - start

@@ -46,9 +46,6 @@ def _baseline_params(name: str, pairs: list[str], defaults: dict) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from srs_core.data.readers import READERS
     from srs_core.data.synthetic import PRESETS
-    from srs_core.losses import LOSSES
-    from srs_core.models import MODELS
-    from srs_core.optim import OPTIMIZERS
 
     p = argparse.ArgumentParser(
         prog="srs",
@@ -94,42 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train one model on a processed dataset, evaluate P@20 and MRR@20 with full "
                         "ranking after every epoch, and write RUN_DIR/result.json. Re-running the same command "
                         "resumes an interrupted run, and does nothing if the run is complete (unless --force).")
-    pt.add_argument("--data", required=True, type=Path, help="processed dataset directory")
-    pt.add_argument("--model", required=True, choices=sorted(MODELS))
-    pt.add_argument("--loss", default="ce", choices=sorted(LOSSES),
-                    help="ce: full cross-entropy; ns: negative sampling with mean noise term (Eq. 4.1); triplet: "
-                    "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction")
-    pt.add_argument("--optimizer", default="dense", choices=sorted(OPTIMIZERS),
-                    help="dense: Adam everywhere; sparse: torch SparseAdam on item embeddings; sparse_fast: our faster "
-                    "lazy Adam with SparseAdam's semantics")
-    pt.add_argument("--l2", action=argparse.BooleanOptionalAction, default=False,
-                    help="L2-normalise session and item embeddings when comparing them (Section 4.2)")
-    pt.add_argument("--epochs", type=int, default=8)
-    pt.add_argument("--batch-size", type=int, default=128)
-    pt.add_argument("--lr", type=float, default=1e-3)
-    pt.add_argument("--dim", type=int, default=100, help="embedding size d")
-    pt.add_argument("--negatives", type=int, default=100, help="negatives per sample (k)")
-    pt.add_argument("--margin", type=float, default=0.5, help="triplet margin m")
-    pt.add_argument("--sampling", default="uniform", choices=["uniform", "popularity", "mixed"],
-                    help="negative distribution: uniform, popularity^alpha, or mixed (extension: (1-mix) uniform + "
-                    "mix popularity^alpha)")
-    pt.add_argument("--alpha", type=float, default=0.75, help="exponent for popularity sampling")
-    ext = pt.add_argument_group("extensions (not in the dissertation; the defaults are its setting)")
-    ext.add_argument("--score-scale", type=float, default=1.0, metavar="S",
-                     help="multiply the L2-normalised scores by S in every loss (needs --l2; default 1)")
-    ext.add_argument("--shared-negatives", action="store_true",
-                     help="ns/triplet: one set of k negatives shared by the whole batch (more negatives, same cost)")
-    ext.add_argument("--mix", type=float, default=0.5, help="popularity share of --sampling mixed (default 0.5)")
-    ext.add_argument("--patience", type=int, default=0,
-                     help="stop after this many epochs without a better MRR@20 on the test day (0: off)")
-    pt.add_argument("--seed", type=int, default=0)
-    pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N]")
-    pt.add_argument("--graph", default="auto", choices=["auto", "on", "off"],
-                    help="replay each training step from a CUDA graph: auto (default) where the device is CUDA and the "
-                    "pairing allows it (a sampled loss with sparse_fast, or dense Adam), on (on CPU: the same "
-                    "static-shape step run eagerly), off; never changes the run's config hash. Under torchrun "
-                    "(`torchrun --nproc_per_node K -m srs_core.cli train ...`) the run is data-parallel and "
-                    "--batch-size is the global batch")
+    from srs_core.training import TrainConfig
+
+    TrainConfig.add_arguments(pt)  # one flag per field, with its default and help
     pt.add_argument("--output", required=True, type=Path, metavar="RUN_DIR", help="run directory (result.json and checkpoint.pt)")
     pt.add_argument("--force", action="store_true", help="train again even if the run is complete")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -173,15 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             from os import environ
 
-            from srs_core.train import TrainConfig, fit
+            from srs_core.training import TrainConfig, fit
 
-            cfg = TrainConfig(
-                data=str(args.data), model=args.model, loss=args.loss, optimizer=args.optimizer, l2=args.l2,
-                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dim=args.dim, negatives=args.negatives,
-                margin=args.margin, sampling=args.sampling, alpha=args.alpha, seed=args.seed, device=args.device,
-                score_scale=args.score_scale, shared_negatives=args.shared_negatives, mix=args.mix,
-                patience=args.patience, graph=args.graph,
-            )
+            cfg = TrainConfig.from_args(args)
             rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
             if environ.get("RANK", "0") != "0":
                 return 0  # under torchrun, rank 0 reports

@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from srs_core.train import TrainConfig
+from srs_core.training import TrainConfig
 
 #: The dissertation's setting for a sampled loss (Sections 4.1-4.2, Experiment II).
 DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scale": 1.0, "shared_negatives": False}

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.diagnosis import is_extension, variant
 from srs_core.results import ResultsStore, config_hash, is_complete
-from srs_core.train import TrainConfig, dataset_fingerprint, run_in_store
+from srs_core.training import TrainConfig, dataset_fingerprint, run_in_store, run_key
 
 #: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
 TABLE3_PUBLISHED = {
@@ -177,7 +177,7 @@ def complete_configs(work_dir: str | Path, configs: list[TrainConfig]) -> list[T
     store = results_store(work_dir)
     keep = []
     for cfg in configs:
-        key = config_hash(cfg.identity(dataset_fingerprint(ProcessedDataset.load(cfg.data))))
+        _, key = run_key(cfg)
         if is_complete(store.get(key), key):
             keep.append(cfg)
     return keep

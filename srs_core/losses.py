@@ -14,7 +14,7 @@ evaluates the same loss for given negative ids (tests, reproducibility).
 Every item lookup goes through :func:`srs_core.scoring.item_vectors`, so a
 sparse embedding table receives a sparse gradient that touches only the
 looked-up rows. Full cross-entropy reads the whole table and therefore gives
-a dense gradient (see :func:`srs_core.optim.check_combination`).
+a dense gradient (see :func:`srs_core.optim.registry.check_combination`).
 
 Accidental hits: a sampled negative equal to the row's own target is not a
 negative (Section 4.1.2 defines ``y_n`` as "a random label different from
@@ -204,6 +204,15 @@ class Loss:
     ) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def shard_negatives(self, targets: torch.Tensor, negatives: torch.Tensor | None, lo: int,
+                        hi: int) -> torch.Tensor | None:
+        """The negatives of rows ``lo:hi`` of a global batch (data-parallel
+        training, :mod:`srs_core.training.distributed`): a ``[B, k]`` draw is
+        sliced, a shared ``[k]`` one is kept."""
+        if negatives is not None and negatives.dim() == 2:
+            return negatives[lo:hi]
+        return negatives
+
     def __repr__(self) -> str:
         params = {k: v for k, v in vars(self).items() if k != "sampler"}
         if self.sampler is not None:
@@ -318,6 +327,12 @@ class SampledSoftmax(Loss):
     name = "sampled_softmax"
     sampled = True
     shared_negatives = True
+
+    def shard_negatives(self, targets, negatives, lo, hi):
+        """One process scores every row against all B targets + k negatives;
+        the other rows' targets join the shared candidates (same set, the same
+        accidental-hit mask, the row's own target stays its label)."""
+        return torch.cat([targets[:lo], targets[hi:], super().shard_negatives(targets, negatives, lo, hi)])
 
     def compute(self, session, targets, embedding, negatives, l2):
         if negatives.dim() != 1:

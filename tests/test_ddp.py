@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from srs_core.distributed import Dist, shard_loss, shard_rows
+from srs_core.training.distributed import Dist, shard_loss, shard_rows
 from srs_core.losses import build_loss
 from srs_core.train import TrainConfig, fit
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from srs_core import train as train_mod
+from srs_core.training import checkpoint as checkpoint_mod, graph as graph_mod, loop as train_mod
 from srs_core.cli import main as cli_main
 from srs_core.data.dataset import ProcessedDataset, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit
@@ -131,7 +131,7 @@ def test_loading_a_checkpoint_keeps_this_runs_adam_kind():
     assert saved["optimizers"]["rest"]["param_groups"][0]["fused"] is True
     graphed = build_optimizer(build_model("stamp", 20, dim=4, sparse=True), "sparse_fast", static_shapes=True,
                               capturable=True)
-    train_mod._load_optimizer_state(graphed, saved)
+    checkpoint_mod.load_optimizer_state(graphed, saved)
     group = graphed.optimizers["rest"].param_groups[0]
     assert group["capturable"] is True and not group["fused"]  # a CUDA graph could still capture it
 
@@ -148,12 +148,12 @@ def test_graph_is_a_runtime_field_and_checked(toy):
 
 def test_auto_graphs_only_cuda_and_capturable_pairings(toy):
     cuda = torch.device("cuda")
-    assert train_mod.use_graph(cfg(toy), cuda)
-    assert train_mod.use_graph(cfg(toy, model="srgnn", loss="ce", optimizer="dense", l2=False), cuda)
-    assert not train_mod.use_graph(cfg(toy, optimizer="sparse"), cuda)  # SparseAdam
-    assert not train_mod.use_graph(cfg(toy, model="narm"), cuda)  # capture not yet run on a GPU
-    assert not train_mod.use_graph(cfg(toy), torch.device("cpu"))
-    assert train_mod.use_graph(cfg(toy, graph="on"), torch.device("cpu"))
+    assert graph_mod.use_graph(cfg(toy), cuda)
+    assert graph_mod.use_graph(cfg(toy, model="srgnn", loss="ce", optimizer="dense", l2=False), cuda)
+    assert not graph_mod.use_graph(cfg(toy, optimizer="sparse"), cuda)  # SparseAdam
+    assert not graph_mod.use_graph(cfg(toy, model="narm"), cuda)  # capture not yet run on a GPU
+    assert not graph_mod.use_graph(cfg(toy), torch.device("cpu"))
+    assert graph_mod.use_graph(cfg(toy, graph="on"), torch.device("cpu"))
 
 
 # -- batches made on the device

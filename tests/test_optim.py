@@ -251,7 +251,7 @@ def test_linear_time_dedupe_matches_unique():
 
 # -- the graphed training step (CUDA graph on a GPU, the same static step eagerly on CPU)
 
-from srs_core.cuda_graph import GraphedTrainStep  # noqa: E402
+from srs_core.training.graph import GraphedTrainStep  # noqa: E402
 
 
 def _graphed_vs_sparse_adam(device, n_steps=20):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from srs_core import train as train_mod
+from srs_core.training import loop as train_mod
 from srs_core.cli import main as cli_main
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.metrics import metrics_from_ranks, ranks_from_scores

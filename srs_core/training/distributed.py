@@ -1,7 +1,7 @@
 """Data-parallel training under ``torchrun`` (issue 10).
 
 ``torchrun --nproc_per_node K -m srs_core.cli train ...`` starts K processes
-(ranks); :func:`srs_core.train.fit` sees torchrun's environment and trains
+(ranks); :func:`srs_core.training.loop.fit` sees torchrun's environment and trains
 data-parallel with ``torch.distributed``: gloo on CPU, NCCL on GPUs (one GPU
 per process, ``LOCAL_RANK``). The engine is PyTorch's own (torchrun's
 launcher and rendezvous, the process group's collectives); what this module
@@ -45,7 +45,10 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
-from .losses import Loss, SampledSoftmax
+from srs_core.losses import Loss
+from srs_core.optim import row_gradient
+
+from .runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -72,22 +75,6 @@ SINGLE = Dist()
 
 def launched_by_torchrun() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ
-
-
-def resolve_device(name: str, local_rank: int) -> torch.device:
-    """The device of a torchrun process: ``cuda:LOCAL_RANK`` for ``auto`` (with
-    CUDA) and ``cuda``; ``cpu`` stays ``cpu``."""
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if name not in ("auto", "cuda"):
-        raise ValueError(f"under torchrun each process uses the GPU of its LOCAL_RANK: pass --device cuda or auto, "
-                         f"not {name!r}")
-    if not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available; use --device cpu or auto")
-    if local_rank >= torch.cuda.device_count():
-        raise ValueError(f"LOCAL_RANK {local_rank} but this machine has {torch.cuda.device_count()} GPUs: "
-                         "use --nproc_per_node at most the number of GPUs")
-    return torch.device("cuda", local_rank)
 
 
 @contextmanager
@@ -128,16 +115,8 @@ def shard_loss(loss_fn: Loss, session: torch.Tensor, targets: torch.Tensor, embe
     weighted by ``(hi - lo) / B`` so that the ranks' values sum to the mean
     over the global batch."""
     lo, hi = rows
-    total = targets.shape[0]
-    if negatives is not None and negatives.dim() == 2:
-        negatives = negatives[lo:hi]
-    if isinstance(loss_fn, SampledSoftmax):
-        # one process scores every row against all B targets + k negatives;
-        # the other rows' targets join the shared candidates (same set, the
-        # same accidental-hit mask, the row's own target stays its label)
-        negatives = torch.cat([targets[:lo], targets[hi:], negatives])
-    loss = loss_fn.compute(session, targets[lo:hi], embedding, negatives, l2)
-    return loss * ((hi - lo) / total)
+    loss = loss_fn.compute(session, targets[lo:hi], embedding, loss_fn.shard_negatives(targets, negatives, lo, hi), l2)
+    return loss * ((hi - lo) / targets.shape[0])
 
 
 def _all_gather(x: torch.Tensor, world: int) -> torch.Tensor:
@@ -150,7 +129,9 @@ def _all_gather(x: torch.Tensor, world: int) -> torch.Tensor:
 class GradReducer:
     """Sums every rank's gradient into the global batch's, between backward and the optimizer step.
 
-    ``opt`` is the :class:`~srs_core.optim.OptimizerSet` of ``model``.
+    ``opt`` is the :class:`~srs_core.optim.registry.OptimizerSet` of ``model``; the
+    item table's gradient rows are read through
+    :func:`srs_core.optim.routing.row_gradient`, whichever optimizer holds them.
     ``reducer(fixed_shapes=True)`` (the steps of a CUDA graph, which all
     have the same shapes) exchanges the number of looked-up ids on its first
     call only and then never reads a value on the host, so it can be
@@ -160,27 +141,23 @@ class GradReducer:
     """
 
     def __init__(self, model: torch.nn.Module, opt, d: Dist) -> None:
-        from .optim import FastSparseAdam
-
         self.d = d
         emb = model.item_embedding
-        self.table = opt.optimizers.get("embedding")
-        self.fast = isinstance(self.table, FastSparseAdam)
+        table = opt.optimizers.get("embedding")
+        self.rows = row_gradient(table) if table is not None else None
         self.padding_idx = emb.padding_idx if emb.padding_idx is not None else 0
-        table_weight = emb.weight if self.table is not None else None
+        table_weight = emb.weight if table is not None else None
         self.dense = [p for p in model.parameters() if p.requires_grad and p is not table_weight]
         self._width: int | None = None  # static: the largest number of ids any rank looks up
 
     def __call__(self, fixed_shapes: bool = False) -> None:
         self._reduce_dense()
-        if self.table is None:
+        if self.rows is None:
             return
-        if self.fast and self.table.static_shapes:
-            self._reduce_static_rows(fixed_shapes)
-        elif self.fast:
-            self._reduce_sink_rows()
+        if self.rows.static:
+            self._reduce_summed_rows(fixed_shapes)
         else:
-            self._reduce_coo_rows()
+            self._reduce_pieces()
 
     # -- dense parameters: one all-reduce of a flat buffer
     def _reduce_dense(self) -> None:
@@ -215,50 +192,26 @@ class GradReducer:
             ids = torch.cat([ids, ids.new_full((width - n,), self.padding_idx)])
         return _all_gather(ids, self.d.world)
 
-    def _reduce_static_rows(self, fixed_shapes: bool) -> None:
-        """sparse_fast with static shapes: its sink's dense buffer holds this
-        rank's gradient summed per row; sum it across ranks at the union of
-        the ids, write it back, and hand the optimizer the union."""
-        sink = self.table.sink
-        ids = torch.cat(sink.ids) if sink.ids else torch.zeros(0, dtype=torch.long, device=sink.buffer.device)
-        union = self._gather_ids(ids, fixed_shapes)
-        rows = sink.buffer.index_select(0, union)  # duplicates read the same row
+    def _reduce_summed_rows(self, fixed_shapes: bool) -> None:
+        """Static shapes: the gradient is summed per row in a dense buffer; sum
+        it across ranks at the union of the ids, write it back, and hand the
+        optimizer the union."""
+        union = self._gather_ids(self.rows.ids(), fixed_shapes)
+        rows = self.rows.read(union)  # duplicates read the same row
         dist.all_reduce(rows)
-        sink.buffer.index_copy_(0, union, rows)  # duplicates write the same values
-        sink.ids[:] = [union]
+        self.rows.write(union, rows)
+        self.rows.keep(union)
 
-    def _reduce_sink_rows(self) -> None:
-        """sparse_fast, eager: the sink holds ``(ids, rows)`` pieces with
-        repeats; gather every rank's pieces, which the optimizer sums per id."""
-        sink = self.table.sink
-        dim = self.table.weight.shape[1]
-        dev = self.table.weight.device
-        ids = torch.cat(sink.ids) if sink.ids else torch.zeros(0, dtype=torch.long, device=dev)
-        rows = torch.cat(sink.rows) if sink.rows else torch.zeros(0, dim, dtype=self.table.weight.dtype, device=dev)
-        all_ids, all_rows = self._gather_pieces(ids, rows)
-        sink.ids[:] = [all_ids]
-        sink.rows[:] = [all_rows]
-
-    def _reduce_coo_rows(self) -> None:
-        """SparseAdam: its COO gradient, gathered from every rank (left
-        uncoalesced: SparseAdam sums repeated ids)."""
-        w = self.table.param_groups[0]["params"][0]
-        if w.grad is not None:
-            g = w.grad.coalesce()
-            ids, rows = g.indices()[0], g.values()
-        else:
-            ids = torch.zeros(0, dtype=torch.long, device=w.device)
-            rows = torch.zeros(0, w.shape[1], dtype=w.dtype, device=w.device)
-        all_ids, all_rows = self._gather_pieces(ids, rows)
-        w.grad = torch.sparse_coo_tensor(all_ids.unsqueeze(0), all_rows, w.shape)
-
-    def _gather_pieces(self, ids: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _reduce_pieces(self) -> None:
+        """``(ids, rows)`` pieces with repeats: gather every rank's pieces,
+        which the optimizer sums per id (padded ids carry zero rows)."""
+        ids, rows = self.rows.pieces()
         n = ids.numel()
         all_ids = self._gather_ids(ids)
         width = all_ids.numel() // self.d.world
-        if width > n:  # padded ids carry zero rows
+        if width > n:
             rows = torch.cat([rows, rows.new_zeros(width - n, rows.shape[1])])
-        return all_ids, _all_gather(rows, self.d.world)
+        self.rows.replace(all_ids, _all_gather(rows, self.d.world))
 
 
 def all_sum(values: list[float], device: torch.device) -> list[float]:

@@ -1,6 +1,6 @@
 """A whole training step in one CUDA graph (issues 6 and 10): forward, loss
 with its negative sampling, backward, and both optimizer steps, replayed per
-batch. :func:`srs_core.train.fit` trains with it on CUDA by default
+batch. :func:`srs_core.training.loop.fit` trains with it on CUDA by default
 (``--graph auto``).
 
 At 1.28M items a sparse step is a few hundred tiny kernels; launching them
@@ -24,16 +24,16 @@ host synchronisation, so the step uses:
   a given generator registered with the graph;
 * a fixed batch shape ``[batch_size, max_len]``: narrower batches are
   right-padded to ``max_len`` with the padding id. A batch of another size
-  (the last, partial batch of an epoch) is not graphed: :meth:`GraphedTrainStep.eager`
-  runs the same step on it eagerly, with the same parameters and optimizer
-  state, so no sample is dropped.
+  (the last, partial batch of an epoch) is not graphed: :meth:`GraphedTrainStep.train_batch`
+  runs the same step on it eagerly (:meth:`GraphedTrainStep.eager`), with the
+  same parameters and optimizer state, so no sample is dropped.
 
 Which pairings can be captured (:func:`graph_support`): every loss with the
 dense optimizer, and the sampled losses with ``sparse_fast``. SparseAdam
 (``--optimizer sparse``) cannot: it builds and coalesces sparse tensors whose
 sizes the host must read.
 
-Under torchrun (:mod:`srs_core.distributed`) the step trains on this rank's
+Under torchrun (:mod:`srs_core.training.distributed`) the step trains on this rank's
 rows of the global batch and sums the gradients over the ranks between
 backward and the optimizer step, with fixed-shape collectives.
 
@@ -47,9 +47,11 @@ from __future__ import annotations
 
 import torch
 
-from .distributed import SINGLE, Dist, GradReducer, shard_loss, shard_rows
-from .losses import Loss
-from .optim import OptimizerSet, build_optimizer
+from srs_core.losses import Loss
+from srs_core.optim import build_optimizer
+
+from .distributed import SINGLE, Dist
+from .step import TrainStep
 
 GRAPH_OPTIMIZERS = ("sparse_fast", "dense")
 #: Encoders whose graphed step a GPU has run (the CUDA tests of
@@ -69,63 +71,36 @@ def graph_support(loss: str, optimizer: str) -> str | None:
     return None
 
 
-class TrainStep:
-    """``step(items, lengths, targets) -> loss``: one eager training step
-    (forward, loss with fresh negatives, backward, optimizer step) of
-    ``model`` with ``opt`` (an :class:`~srs_core.optim.OptimizerSet`).
-
-    Under torchrun (``dist``) the batch is the global batch: this rank trains
-    on its rows and the gradients are summed over the ranks before the
-    optimizer step (:mod:`srs_core.distributed`). Alone, the step is the
-    plain loop body of :func:`srs_core.train.fit`.
-    """
-
-    def __init__(self, model: torch.nn.Module, loss_fn: Loss, opt: OptimizerSet, *, l2: bool,
-                 generator: torch.Generator | None = None, dist: Dist = SINGLE) -> None:
-        self.model = model
-        self.loss_fn = loss_fn
-        self.opt = opt
-        self.l2 = l2
-        self.generator = generator
-        self.dist = dist
-        self.device = next(model.parameters()).device
-        self.reducer = GradReducer(model, opt, dist) if dist.active else None
-        self.negatives: torch.Tensor | None = None
-
-    def _train(self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-               negatives: torch.Tensor | None, fixed_shapes: bool) -> torch.Tensor:
-        """Forward, loss, backward, (reduction over ranks,) optimizer step on
-        one global batch; ``negatives=None`` draws them here."""
-        n = targets.shape[0]
-        lo, hi = shard_rows(n, self.dist) if self.dist.active else (0, n)
-        if not self.dist.active:
-            session = self.model(items, lengths)
-        elif hi > lo:
-            session = self.model(items[lo:hi], lengths[lo:hi])
-        if self.loss_fn.sampled and negatives is None:  # every rank draws the global batch's negatives
-            negatives = self.loss_fn.sampler.sample(n, self.generator)
-            if fixed_shapes and self.negatives is not None:
-                self.negatives.copy_(negatives)  # kept so callers can see what was drawn
-        emb = self.model.item_embedding
-        if not self.dist.active:
-            loss = self.loss_fn.compute(session, targets, emb, negatives, self.l2)
-            loss.backward()
-        elif hi > lo:
-            loss = shard_loss(self.loss_fn, session, targets, emb, negatives, self.l2, (lo, hi))
-            loss.backward()
-        else:  # a last batch smaller than the number of ranks: this one only adds its zeros
-            loss = torch.zeros((), device=self.device)
-        if self.reducer is not None:
-            self.reducer(fixed_shapes)
-        self.opt.step()
-        return loss.detach()
-
-    def __call__(self, items, lengths, targets) -> torch.Tensor:
-        """Train on one batch (any size); returns the loss, a device scalar."""
-        self.opt.zero_grad(set_to_none=True)
-        return self._train(items, lengths, targets, None, fixed_shapes=False)
-
-    eager = __call__
+def check_graphable(loss_fn: Loss, optimizer: str, device: torch.device, generator: torch.Generator | None, *,
+                    use_graph: bool, warmup: int, batch_size: int, dist: Dist) -> None:
+    """Raise a clear ``ValueError`` when a :class:`GraphedTrainStep` cannot be built from these parts."""
+    if optimizer == "sparse_fast" and not loss_fn.sampled:
+        raise ValueError(
+            f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
+            "(ns, triplet, sampled_softmax), or optimizer='dense'"
+        )
+    reason = graph_support(loss_fn.name, optimizer)
+    if reason is not None:
+        raise ValueError(f"this step cannot be graphed: {reason}")
+    if use_graph and device.type != "cuda":
+        raise ValueError("a CUDA graph needs the model on a CUDA device")
+    if loss_fn.sampled:
+        sd = loss_fn.sampler.device
+        if sd.type != device.type or (sd.index is not None and device.index is not None
+                                           and sd.index != device.index):
+            raise ValueError(f"the loss samples on {loss_fn.sampler.device} but the model is on {device}")
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"the generator is on {generator.device} but the model is on {device}: "
+            f"make it with torch.Generator(device={str(device)!r})"
+        )
+    if use_graph and int(warmup) < 1:
+        raise ValueError(
+            "a CUDA graph needs warmup >= 1: the optimizers' state must exist before capture, "
+            "or every replay would start Adam afresh"
+        )
+    if dist.active and int(batch_size) < dist.world:
+        raise ValueError(f"a batch of {batch_size} cannot be shared by {dist.world} processes")
 
 
 class GraphedTrainStep(TrainStep):
@@ -159,35 +134,10 @@ class GraphedTrainStep(TrainStep):
         use_graph: bool | None = None,
         dist: Dist = SINGLE,
     ) -> None:
-        if optimizer == "sparse_fast" and not loss_fn.sampled:
-            raise ValueError(
-                f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
-                "(ns, triplet, sampled_softmax), or optimizer='dense'"
-            )
-        reason = graph_support(loss_fn.name, optimizer)
-        if reason is not None:
-            raise ValueError(f"this step cannot be graphed: {reason}")
         self.device = next(model.parameters()).device
         self.use_graph = self.device.type == "cuda" if use_graph is None else bool(use_graph)
-        if self.use_graph and self.device.type != "cuda":
-            raise ValueError("a CUDA graph needs the model on a CUDA device")
-        if loss_fn.sampled:
-            sd = loss_fn.sampler.device
-            if sd.type != self.device.type or (sd.index is not None and self.device.index is not None
-                                               and sd.index != self.device.index):
-                raise ValueError(f"the loss samples on {loss_fn.sampler.device} but the model is on {self.device}")
-        if generator is not None and generator.device.type != self.device.type:
-            raise ValueError(
-                f"the generator is on {generator.device} but the model is on {self.device}: "
-                f"make it with torch.Generator(device={str(self.device)!r})"
-            )
-        if self.use_graph and int(warmup) < 1:
-            raise ValueError(
-                "a CUDA graph needs warmup >= 1: the optimizers' state must exist before capture, "
-                "or every replay would start Adam afresh"
-            )
-        if dist.active and int(batch_size) < dist.world:
-            raise ValueError(f"a batch of {batch_size} cannot be shared by {dist.world} processes")
+        check_graphable(loss_fn, optimizer, self.device, generator, use_graph=self.use_graph, warmup=warmup,
+                        batch_size=batch_size, dist=dist)
         opt = build_optimizer(model, optimizer, lr, betas=betas, eps=eps, static_shapes=optimizer == "sparse_fast",
                               capturable=self.use_graph)
         if self.use_graph:  # capturable Adam warns when it runs uncaptured, as the warm-up steps must
@@ -271,6 +221,14 @@ class GraphedTrainStep(TrainStep):
         self.opt.zero_grad(set_to_none=True)
         return self._train(items, lengths, targets, negatives, fixed_shapes=False)
 
+    def train_batch(self, items, lengths, targets) -> torch.Tensor:
+        """Train on one batch of any size: a full batch is replayed from the
+        graph, a smaller one (an epoch's last) runs the same step eagerly.
+        Returns a loss the next step leaves alone."""
+        if len(targets) == self.batch_size:
+            return self(items, lengths, targets).clone()  # the graph overwrites its loss
+        return self.eager(items, lengths, targets)
+
     def _capture(self) -> None:
         torch.cuda.synchronize(self.device)
         self.opt.zero_grad(set_to_none=True)  # grads are then allocated from the graph's pool
@@ -280,3 +238,16 @@ class GraphedTrainStep(TrainStep):
         with torch.cuda.device(self.device), torch.cuda.graph(graph):  # capture on the model's own GPU
             self.loss = self._static_step()
         self.graph = graph
+
+
+def use_graph(config, device: torch.device, dist: Dist = SINGLE) -> bool:
+    """Whether ``fit`` trains with the graphed step: ``graph="on"`` always
+    (on CPU its static step runs eagerly); ``"auto"`` on one CUDA device for
+    a pairing a graph can capture and an encoder a GPU has captured
+    (:data:`VERIFIED_MODELS`). Under torchrun ``auto`` stays eager until a
+    multi-GPU run has checked NCCL collectives inside a graph
+    (``benchmarks/gpu.sh`` checks one process); ``on`` forces it."""
+    if config.graph != "auto":
+        return config.graph == "on"
+    return (device.type == "cuda" and not dist.active and config.model in VERIFIED_MODELS
+            and graph_support(config.loss, config.optimizer) is None)

@@ -1,0 +1,172 @@
+"""What defines a run: :class:`TrainConfig`, its key in the results store,
+and its ``srs train`` flags (each field owns its default and its help)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from srs_core.data.dataset import ProcessedDataset
+from srs_core.losses import LOSSES
+from srs_core.models import MODELS
+from srs_core.optim import OPTIMIZERS, check_combination
+from srs_core.results import config_hash
+
+GRAPH_MODES = ("auto", "on", "off")
+EXTENSIONS_GROUP = "extensions (not in the dissertation; the defaults are its setting)"
+
+
+def _flag(default, help: str, *, group: str | None = None, **argparse_kw):
+    """A field that is also an ``srs train`` flag (``--name-with-dashes``)."""
+    return field(default=default, metadata={"cli": {"help": help, "group": group, **argparse_kw}})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run. Defaults follow dissertation Section 4.6."""
+
+    data: str = field(metadata={"cli": {"help": "processed dataset directory", "required": True, "type": Path}})
+    model: str = _flag("stamp", "session encoder", required=True, choices=sorted(MODELS))
+    loss: str = _flag("ce", "ce: full cross-entropy; ns: negative sampling with mean noise term (Eq. 4.1); triplet: "
+                      "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction",
+                      choices=sorted(LOSSES))
+    optimizer: str = _flag("dense", "dense: Adam everywhere; sparse: torch SparseAdam on item embeddings; sparse_fast: "
+                           "our faster lazy Adam with SparseAdam's semantics", choices=sorted(OPTIMIZERS))
+    l2: bool = _flag(False, "L2-normalise session and item embeddings when comparing them (Section 4.2)",
+                     action=argparse.BooleanOptionalAction)
+    epochs: int = _flag(8, "epochs to train (dissertation: 8)")
+    batch_size: int = _flag(128, "sessions per step; under torchrun the global batch")
+    lr: float = _flag(1e-3, "Adam learning rate")
+    dim: int = _flag(100, "embedding size d")
+    negatives: int = _flag(100, "negatives per sample (k)")
+    margin: float = _flag(0.5, "triplet margin m")
+    sampling: str = _flag("uniform", "negative distribution: uniform, popularity^alpha, or mixed (extension: "
+                          "(1-mix) uniform + mix popularity^alpha)", choices=["uniform", "popularity", "mixed"])
+    alpha: float = _flag(0.75, "exponent for popularity sampling")
+    max_len: int = 25
+    seed: int = _flag(0, "seed of the weights, the shuffle and the negatives")
+    # Extensions (not in the dissertation); their defaults are its setting.
+    score_scale: float = _flag(1.0, "multiply the L2-normalised scores by S in every loss (needs --l2; default 1)",
+                               group=EXTENSIONS_GROUP, metavar="S")
+    shared_negatives: bool = _flag(False, "ns/triplet: one set of k negatives shared by the whole batch (more "
+                                   "negatives, same cost)", group=EXTENSIONS_GROUP, action="store_true")
+    mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
+    patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the test day (0: off)",
+                          group=EXTENSIONS_GROUP)
+    # These change where and how fast a run goes, not its result: they are
+    # left out of the config hash.
+    device: str = _flag("auto", "auto (CUDA when present), cpu, or cuda[:N]")
+    eval_batch_size: int = 256
+    eval_item_chunk: int = 131072
+    graph: str = _flag("auto", "replay each training step from a CUDA graph: auto (default) where the device is CUDA "
+                       "and the pairing allows it (a sampled loss with sparse_fast, or dense Adam), on (on CPU: the "
+                       "same static-shape step run eagerly), off; never changes the run's config hash. Under torchrun "
+                       "(`torchrun --nproc_per_node K -m srs_core.cli train ...`) the run is data-parallel and "
+                       "--batch-size is the global batch", choices=list(GRAPH_MODES))
+
+    RUNTIME_FIELDS = ("data", "device", "eval_batch_size", "eval_item_chunk", "graph")
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
+        check_combination(self.loss, self.optimizer)
+        for name in ("epochs", "batch_size", "dim", "negatives", "max_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.sampling not in ("uniform", "popularity", "mixed"):
+            raise ValueError(f"sampling must be 'uniform', 'popularity' or 'mixed', got {self.sampling!r}")
+        if not self.score_scale > 0:
+            raise ValueError(f"score_scale must be positive, got {self.score_scale}")
+        if self.score_scale != 1.0 and not self.l2:
+            raise ValueError(f"score_scale={self.score_scale} multiplies L2-normalised scores: add --l2 "
+                             "(l2=True) or leave the scale at 1")
+        if self.shared_negatives and self.loss not in ("ns", "triplet"):
+            raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {self.loss!r} "
+                             "(sampled_softmax always shares its negatives; ce uses every item)")
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.graph not in GRAPH_MODES:
+            raise ValueError(f"graph must be 'auto', 'on' or 'off', got {self.graph!r}")
+        if self.graph == "on":
+            from .graph import graph_support
+
+            reason = graph_support(self.loss, self.optimizer)
+            if reason is not None:
+                raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
+
+    def identity(self, dataset_fingerprint: str) -> dict:
+        """The fields that define the result, with the dataset by content.
+        An extension left at its default is left out, so every run recorded
+        before the extension existed keeps its hash."""
+        d = {k: v for k, v in dataclasses.asdict(self).items()
+             if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
+        if self.sampling == "mixed":
+            d["mix"] = self.mix  # part of the result whenever the mixture is used
+        else:
+            d.pop("mix", None)
+        d["dataset"] = dataset_fingerprint
+        return d
+
+    # -- the command line ------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one ``--flag`` per field that has a ``cli`` entry, with its
+        default and help, to ``parser`` (``srs train``)."""
+        groups: dict[str, argparse._ArgumentGroup] = {}
+        for f in dataclasses.fields(cls):
+            spec = dict(f.metadata.get("cli") or {})
+            if not spec:
+                continue
+            group = spec.pop("group", None)
+            target = groups.setdefault(group, parser.add_argument_group(group)) if group else parser
+            if "action" not in spec and "type" not in spec:
+                spec["type"] = type(f.default)
+            if f.default is not dataclasses.MISSING and not spec.get("required"):
+                spec["default"] = f.default
+            target.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **spec)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        """The config of parsed ``srs train`` flags (the others keep their defaults)."""
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.metadata.get("cli")}
+        given["data"] = str(given["data"])
+        return cls(**given)
+
+
+_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0}
+
+
+def dataset_fingerprint(ds: ProcessedDataset) -> str:
+    """sha256 of the processed arrays: the same data gives the same runs,
+    wherever it lies on disk. Hashed once per directory version (a processed
+    directory is only ever replaced whole, which renews its stats.json)."""
+    key = (str(ds.path.resolve()), (ds.path / "stats.json").stat().st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for split in (ds.train, ds.test):
+            for arr in (split.items, split.offsets, split.times):
+                h.update(np.ascontiguousarray(arr).tobytes())
+        _FINGERPRINTS[key] = h.hexdigest()[:16]
+    return _FINGERPRINTS[key]
+
+
+_FINGERPRINTS: dict[tuple[str, int], str] = {}
+
+
+def run_key(config: TrainConfig, ds: ProcessedDataset | None = None) -> tuple[dict, str]:
+    """``(identity, key)`` of ``config``: what defines its result, and its
+    hash, the run's name in the results store."""
+    identity = config.identity(dataset_fingerprint(ds if ds is not None else ProcessedDataset.load(config.data)))
+    return identity, config_hash(identity)

@@ -1,0 +1,85 @@
+"""Full-ranking evaluation of a session encoder (P@k, MRR@k over all N items)."""
+from __future__ import annotations
+
+import torch
+
+from srs_core.data.dataset import Split, iter_batches, n_batches
+from srs_core.data.device import DeviceSplit
+from srs_core.metrics import RankAccumulator, count_at_least
+from srs_core.scoring import all_items, item_vectors, prepare_session
+
+from . import distributed
+from .distributed import SINGLE, Dist
+from .runtime import progress
+
+
+def target_ranks(model, items, lengths, targets, *, l2: bool, item_chunk: int) -> torch.Tensor:
+    """Rank of each target among all N items (tie rule of :mod:`srs_core.metrics`),
+    scoring ``item_chunk`` items at a time."""
+    emb = model.item_embedding
+    n_items = emb.num_embeddings - 1
+    s = prepare_session(model(items, lengths), l2)
+    target_scores = (s * item_vectors(emb, targets, l2)).sum(-1)
+    above = torch.zeros(len(s), dtype=torch.long, device=s.device)
+    for lo in range(1, n_items + 1, item_chunk):
+        hi = min(lo + item_chunk, n_items + 1)
+        scores = s @ all_items(emb, l2, lo, hi).T
+        inside = (targets >= lo) & (targets < hi)
+        cols = torch.where(inside, targets - lo, torch.full_like(targets, -1))
+        above += count_at_least(scores, target_scores, cols)
+    return above + 1
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    split: Split,
+    *,
+    l2: bool,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    item_chunk: int = 131072,
+    max_len: int | None = 25,
+    k: int = 20,
+    quiet: bool = True,
+    on_device: DeviceSplit | None = None,
+    dist: Dist = SINGLE,
+) -> dict[str, float]:
+    """P@k and MRR@k with full ranking over all N items, in bounded memory.
+
+    Scores are computed ``item_chunk`` items at a time, so at most
+    ``batch_size x item_chunk`` scores exist at once. The tie rule is the one
+    in :mod:`srs_core.metrics`.
+
+    On CUDA (or given ``on_device``, the split already on the device) the
+    batches are made on the device and the ranks stay there until one host
+    read at the end. Under torchrun (``dist``) each rank ranks its share of
+    the samples and the counts are summed.
+    """
+    device = torch.device(device)
+    model.eval()
+    acc = RankAccumulator(k=k)
+    if on_device is None and (device.type == "cuda" or dist.active):
+        width = max_len if max_len is not None else max(int(split.lengths.max()) - 1, 1)
+        on_device = DeviceSplit(split, device, width)
+    if on_device is None:
+        batches = (b.to(device) for b in iter_batches(split, batch_size, max_len=max_len))
+        batches, total = ((b.items, b.lengths, b.targets) for b in batches), n_batches(split, batch_size)
+    else:
+        lo, hi = distributed.shard_rows(on_device.n_samples, dist)
+        batches = on_device.batches(torch.arange(lo, hi, device=on_device.device), batch_size)
+        total = -(-(hi - lo) // batch_size)
+    ranks = []
+    for batch in progress(batches, total, desc="evaluate", disable=quiet, leave=False):
+        r = target_ranks(model, *batch, l2=l2, item_chunk=item_chunk)
+        if on_device is None:
+            acc.add(r)  # numpy batches: counted batch by batch
+        else:
+            ranks.append(r)
+    if ranks:
+        acc.add(torch.cat(ranks))  # on a device: the one host read
+    if dist.active:
+        n, acc.hits, acc.rr = distributed.all_sum([acc.n, acc.hits, acc.rr], on_device.device)
+        acc.n = int(n)
+    model.train()
+    return acc.result()
