@@ -140,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             from srs_core.training import TrainConfig, fit
 
             cfg = TrainConfig.from_args(args)
-            rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
+            try:
+                rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
+            except KeyboardInterrupt:
+                print(f"srs train: interrupted. {args.output} keeps the checkpoint of the last finished epoch; run the "
+                      "same command again to resume from it.", file=sys.stderr)
+                return 130
             if environ.get("RANK", "0") != "0":
                 return 0  # under torchrun, rank 0 reports
             for e in rec["epochs"]:

@@ -30,6 +30,7 @@ every mode:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ from .config import TrainConfig, run_key
 from .distributed import Dist
 from .evaluate import evaluate
 from .graph import GraphedTrainStep, use_graph
+from .rundir import RunLock, claim
 from .runtime import environment, peak_memory, progress, resolve_device, sync
 from .step import TrainStep
 
@@ -204,9 +206,17 @@ def fit(config: TrainConfig, run_dir: str | Path, *, force: bool = False, quiet:
 
 def _fit(config: TrainConfig, run_dir: Path, *, force: bool, quiet: bool, dist: Dist, device: torch.device) -> dict:
     run = Run(config, run_dir, dist, device, quiet)
+    if dist.main:
+        claim(run_dir, run.key, run.identity, force)  # another configuration's run is refused, or moved aside
     done = read_record(run_dir)
     if distributed.broadcast(is_complete(done, run.key) and not force, dist):  # rank 0 decides for all
         return distributed.broadcast(done, dist)
+    with RunLock(run_dir) if dist.main else contextlib.nullcontext():
+        return _train(run, force)
+
+
+def _train(run: Run, force: bool) -> dict:
+    config, run_dir, dist, device, quiet = run.config, run.run_dir, run.dist, run.device, run.quiet
     run.setup()
     start, epochs = run.resume(force)
     record = run.record(epochs)

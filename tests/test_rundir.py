@@ -1,0 +1,77 @@
+"""A run directory belongs to one configuration and one process; a damaged
+checkpoint gets a clear message (issue 19, first part)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from srs_core.cli import main as cli_main
+from srs_core.results import read_record
+from srs_core.training import fit
+from srs_core.training.rundir import LOCK_FILE, RunLock
+
+from test_train import cfg, toy  # noqa: F401  (fixture)
+
+
+def test_another_configuration_is_refused_and_the_first_result_kept(toy, tmp_path):
+    first = fit(cfg(toy, epochs=1), tmp_path / "run", quiet=True)
+    before = (tmp_path / "run" / "result.json").read_bytes()
+    with pytest.raises(ValueError, match=r"another configuration \(l2: False -> True; loss: 'ce' -> 'ns'; optimizer: 'dense' -> 'sparse_fast'\).*--force"):
+        fit(cfg(toy, epochs=1, loss="ns", optimizer="sparse_fast", l2=True), tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "result.json").read_bytes() == before
+    assert read_record(tmp_path / "run")["config_hash"] == first["config_hash"]
+
+
+def test_force_moves_the_old_run_aside(toy, tmp_path):
+    first = fit(cfg(toy, epochs=1), tmp_path / "run", quiet=True)
+    second = fit(cfg(toy, epochs=1, loss="ns", optimizer="sparse_fast", l2=True), tmp_path / "run", quiet=True, force=True)
+    aside = tmp_path / "run" / f"replaced-{first['config_hash']}"
+    assert json.loads((aside / "result.json").read_text()) == first
+    assert (aside / "checkpoint.pt").is_file()
+    assert read_record(tmp_path / "run")["config_hash"] == second["config_hash"] != first["config_hash"]
+
+
+def test_the_cli_names_both_configurations_and_the_way_out(toy, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli_main(["train", "--data", str(toy), "--model", "stamp", "--epochs", "1", "--output", out, "--quiet"]) == 0
+    assert cli_main(["train", "--data", str(toy), "--model", "stamp", "--epochs", "1", "--lr", "0.01",
+                     "--output", out, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "srs train: error:" in err and "lr: 0.001 -> 0.01" in err and "--force" in err and "Traceback" not in err
+
+
+def test_a_second_process_is_refused_while_the_first_lives(toy, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / LOCK_FILE).write_text(str(sleeper.pid))
+        with pytest.raises(ValueError, match=f"process {sleeper.pid} is training into it"):
+            fit(cfg(toy, epochs=1), run, quiet=True)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # the process is gone: its lock is stale and the run goes ahead, then releases it
+    rec = fit(cfg(toy, epochs=1), run, quiet=True)
+    assert rec["status"] == "complete" and not (run / LOCK_FILE).exists()
+
+
+def test_the_lock_is_released_when_training_fails(tmp_path):
+    with pytest.raises(RuntimeError):
+        with RunLock(tmp_path):
+            assert (tmp_path / LOCK_FILE).read_text() == str(os.getpid())
+            raise RuntimeError("boom")
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_truncated_checkpoint_gets_one_clear_line(toy, tmp_path):
+    run = tmp_path / "run"
+    fit(cfg(toy, epochs=2), run, quiet=True)
+    rec = json.loads((run / "result.json").read_text())
+    rec["status"] = "running"  # as if killed after the checkpoint of epoch 2
+    (run / "result.json").write_text(json.dumps(rec))
+    (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"checkpoint.pt: the checkpoint cannot be read .*delete it.*--force"):
+        fit(cfg(toy, epochs=2), run, quiet=True)
