@@ -51,12 +51,14 @@ def extension_setting(base: list[TrainConfig], extensions: list[dict], optimizer
 
 def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str = "sparse_fast",
                    k_large: int = 1000, extensions: list[dict] | None = None,
-                   one_factor: list[str] | None = None) -> list[TrainConfig]:
+                   one_factor: list[str] | None = None,
+                   one_factor_models: list[str] | None = None) -> list[TrainConfig]:
     """Every run of the diagnosis for each config in ``base`` (one per model,
     dataset and seed). ``extensions`` are dicts of TrainConfig fields, each
     with its ``loss``, applied on top of the dissertation's setting.
     ``one_factor`` names the losses taken apart one factor at a time (default:
-    every loss in ``losses``); the others run in the dissertation's setting only."""
+    every loss in ``losses``) for the models in ``one_factor_models`` (default:
+    every model of ``base``); the others run in the dissertation's setting only."""
     unknown = sorted(set(one_factor or []) - set(losses))
     if unknown:
         raise ValueError(f"one_factor {unknown}: each must also be in losses {losses}")
@@ -67,7 +69,7 @@ def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str
         out.append(replace(cfg, loss="ce", optimizer="dense", l2=True))
         for home in dissertation_setting([cfg], losses, optimizer):
             out.append(home)
-            if home.loss not in apart:
+            if home.loss not in apart or (one_factor_models is not None and home.model not in one_factor_models):
                 continue
             shared = home.loss in ("ns", "triplet") and k_large > PER_SAMPLE_MAX_K
             out += [replace(home, l2=False), replace(home, sampling="popularity"),

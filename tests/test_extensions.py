@@ -172,6 +172,9 @@ def test_diagnosis_grid_varies_one_factor_at_a_time(toy):
     only_ns = diagnosis_grid(base, ["ns", "triplet", "sampled_softmax"], k_large=1000, one_factor=["ns"])
     assert [variant(dataclasses.asdict(c)) for c in only_ns] == [
         "ce", "ce, L2", "ns", "ns, no L2", "ns, popularity", "ns, k=1000 shared", "triplet", "sampled_softmax"]
+    srgnn = [cfg(toy, seed=0, model="srgnn")]
+    assert [variant(dataclasses.asdict(c)) for c in diagnosis_grid(srgnn, ["ns", "triplet"], one_factor_models=["stamp"])] \
+        == ["ce", "ce, L2", "ns", "triplet"]  # taken apart for STAMP only
     with pytest.raises(ValueError, match="one_factor"):
         diagnosis_grid(base, ["ns"], one_factor=["triplet"])
     ce_ext = extension_setting(base, [{"loss": "ce", "score_scale": 10.0}], "sparse_fast")[0]
