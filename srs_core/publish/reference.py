@@ -63,15 +63,16 @@ def check_metrics(name: str, runs: pd.DataFrame, keys: list[str], params: dict, 
     folder = Path(reference_dir) if reference_dir else REFERENCE_DIR
     path = folder / f"{name}.json"
     rows = {_key(r, keys): {m: float(r[m]) for m in metrics} for _, r in runs.iterrows()}
-    # NaN is not valid JSON: "not measured" is stored as null
-    as_json = {k: {m: (None if math.isnan(v) else v) for m, v in d.items()} for k, d in rows.items()}
     if len(rows) != len(runs):
         raise ValueError(f"{name}: the columns {keys} do not name each row once; add a column to keys")
+    plain = _plain(params)
     if os.environ.get(WRITE_ENV) == "1":
         from srs_core.results import atomic_write_bytes
 
+        # NaN is not valid JSON: "not measured" is stored as null
+        as_json = {k: {m: (None if math.isnan(v) else v) for m, v in d.items()} for k, d in rows.items()}
         folder.mkdir(parents=True, exist_ok=True)
-        doc = {"notebook": name, "params": _plain(params), "keys": keys, "tolerance": tolerance,
+        doc = {"notebook": name, "params": plain, "keys": keys, "tolerance": tolerance,
                "rows": dict(sorted(as_json.items()))}
         atomic_write_bytes(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
     if not path.is_file():
@@ -79,9 +80,8 @@ def check_metrics(name: str, runs: pd.DataFrame, keys: list[str], params: dict, 
         print(line)
         return line
     ref = json.loads(path.read_text())
-    if ref["params"] != _plain(params):
-        changed = sorted(k for k in set(ref["params"]) | set(_plain(params))
-                         if ref["params"].get(k) != _plain(params).get(k))
+    if ref["params"] != plain:
+        changed = sorted(k for k in set(ref["params"]) | set(plain) if ref["params"].get(k) != plain.get(k))
         line = f"{name}: parameters differ from the reference's ({', '.join(changed)}); metrics not compared"
         print(line)
         return line
