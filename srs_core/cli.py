@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: 1 for yoochoose, 7 for diginetica and meli2020; required for tsv)")
     pp.add_argument("--fraction", type=_fraction, default=None, help="yoochoose only: keep the most recent 1/4 or 1/64 of "
                     "the train sessions")
+    pp.add_argument("--valid-days", type=float, default=None, help="days before the test split that form the "
+                    "validation split, on which `srs train` chooses its epoch (default: as many as --test-days; "
+                    "0: none, the dissertation's split)")
     pp.add_argument("--max-len", type=int, default=25, help="keep the last N events of every session (default 25)")
     pp.add_argument("--min-item-support", type=int, default=5, help="drop items seen fewer times (default 5)")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -85,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--scale", type=float, default=0.05, help="multiplies the number of items and sessions (1.0 = full size)")
     ps.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     ps.add_argument("--output", required=True, type=Path, help="processed dataset directory to create")
+    ps.add_argument("--valid-days", type=float, default=None, help="days before the test split that form the "
+                    "validation split (default: the preset's test days; 0: none)")
     ps.add_argument("--quiet", action="store_true", help="no progress bars")
 
     pt = sub.add_parser("train", help="train and evaluate one model x loss x optimizer",
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             from srs_core.data.preprocess import preprocess_file
 
             out = preprocess_file(args.dataset, args.input, args.output, test_days=args.test_days, fraction=args.fraction,
-                                  max_len=args.max_len, min_item_support=args.min_item_support, quiet=args.quiet)
+                                  max_len=args.max_len, min_item_support=args.min_item_support,
+                                  valid_days=args.valid_days, quiet=args.quiet)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
         elif args.command == "convert-session-rec":
             from srs_core.data.readers import read_tsv
@@ -132,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "synth":
             from srs_core.data.synthetic import synthesize
 
-            out = synthesize(args.preset, args.scale, args.seed, args.output, quiet=args.quiet)
+            out = synthesize(args.preset, args.scale, args.seed, args.output, quiet=args.quiet,
+                             valid_days=args.valid_days)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
         elif args.command == "train":
             from os import environ

@@ -124,7 +124,8 @@ def test_stopped_early_rule():
 
 def test_patience_stops_the_run_and_records_where(toy, tmp_path, monkeypatch):
     scores = iter([0.5, 0.4, 0.45, 0.9, 0.9])
-    monkeypatch.setattr("srs_core.training.loop.evaluate", lambda *a, **k: {"p_at_20": 0.0, "mrr_at_20": next(scores)})
+    monkeypatch.setattr("srs_core.training.loop.evaluate", lambda *a, return_ranks=False, **k:
+                        ({"p_at_20": 0.0, "mrr_at_20": next(scores)}, None))
     rec = fit(cfg(toy, epochs=5, patience=2), tmp_path / "run", quiet=True)
     assert [e["epoch"] for e in rec["epochs"]] == [1, 2, 3]
     assert rec["stopped_epoch"] == 3 and rec["stopped_early"] is True and rec["best"]["epoch"] == 1

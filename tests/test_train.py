@@ -16,8 +16,10 @@ from srs_core.scoring import prepare_session
 from srs_core.train import TrainConfig, evaluate, fit, run_in_store
 
 
-def write_dataset(path: Path, n_items: int = 60, n_train: int = 300, n_test: int = 40, seed: int = 0) -> Path:
-    """A learnable toy dataset: sessions walk i -> i+1 (mod N) with some noise."""
+def write_dataset(path: Path, n_items: int = 60, n_train: int = 300, n_test: int = 40, seed: int = 0,
+                  n_valid: int = 0) -> Path:
+    """A learnable toy dataset: sessions walk i -> i+1 (mod N) with some noise
+    (with a validation split of ``n_valid`` sessions when it is positive)."""
     rng = np.random.default_rng(seed)
 
     def sessions(n):
@@ -33,7 +35,7 @@ def write_dataset(path: Path, n_items: int = 60, n_train: int = 300, n_test: int
 
     path.mkdir(parents=True)
     stats = {}
-    for split, n in (("train", n_train), ("test", n_test)):
+    for split, n in (("train", n_train), ("test", n_test)) + ((("valid", n_valid),) if n_valid else ()):
         ss = sessions(n)
         np.save(path / f"{split}_items.npy", np.concatenate(ss).astype(np.int32))
         np.save(path / f"{split}_offsets.npy", np.concatenate([[0], np.cumsum([len(s) for s in ss])]).astype(np.int64))

@@ -1,7 +1,8 @@
 """Processed datasets on disk and the padded batches the models consume.
 
 A processed dataset directory (written by :mod:`srs_core.data.preprocess`) holds,
-for each split ``train`` and ``test``:
+for each split ``train``, ``test`` and, when it was made with a validation
+period, ``valid``:
 
 ``{split}_items.npy``    int32, the item ids (1..N) of every session, concatenated
 ``{split}_offsets.npy``  int64, ``n_sessions + 1`` offsets into the items array
@@ -26,7 +27,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # always present
+OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class ProcessedDataset:
     test: Split
     stats: dict
     meta: dict
+    valid: Split | None = None  # the validation split, where there is one
 
     @classmethod
     def load(cls, path: str | Path) -> "ProcessedDataset":
@@ -167,13 +170,15 @@ class ProcessedDataset:
         meta_file = path / "meta.json"
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
         splits = {}
-        for name in SPLITS:
+        for name in SPLITS + OPTIONAL_SPLITS:
+            if name in OPTIONAL_SPLITS and not (path / f"{name}_items.npy").is_file():
+                continue
             splits[name] = Split(
                 items=np.load(path / f"{name}_items.npy", mmap_mode="r"),
                 offsets=np.load(path / f"{name}_offsets.npy"),
                 times=np.load(path / f"{name}_times.npy", mmap_mode="r"),
             )
-        return cls(path, int(stats["n_items"]), splits["train"], splits["test"], stats, meta)
+        return cls(path, int(stats["n_items"]), splits["train"], splits["test"], stats, meta, splits.get("valid"))
 
     def item_counts(self) -> np.ndarray:
         """Training frequency of every id 0..N (index 0, padding, stays 0)."""

@@ -11,9 +11,12 @@ Starting from an events table (:mod:`srs_core.data.readers`), in this order:
    time is ``< T`` and *test* when it is ``>= T``; ``fraction`` (1/4 or 1/64,
    how Yoochoose 1/4 and 1/64 are made) then keeps only the
    ``floor(n_train * fraction)`` most recent train sessions (ordered by session
-   time, ties by raw session id);
-5. drop test events whose item does not occur in the kept train sessions;
-6. drop test sessions with fewer than 2 events;
+   time, ties by raw session id); with ``valid_days`` V > 0 the kept train
+   sessions are cut once more at ``T - V days``: those at or after it form the
+   *validation* split, the rest the (new) training part;
+5. drop test and validation events whose item does not occur in the training
+   part;
+6. drop test and validation sessions with fewer than 2 events;
 7. keep the last ``max_len`` events of every session (both splits);
 8. augment: a session of ``n`` events yields ``n - 1`` samples (prefix, next
    item). Samples are not stored; :class:`srs_core.data.dataset.Split` derives
@@ -64,6 +67,14 @@ SECONDS_PER_DAY = 86_400.0
 #: no sensible default, so it must be given.
 DEFAULT_TEST_DAYS: dict[str, float | None] = {"yoochoose": 1, "diginetica": 7, "meli2020": 7, "tsv": None}
 
+def default_valid_days(test_days: float) -> float:
+    """``valid_days`` used when none is given: as many days as the test split
+    (session-rec and the official GRU4Rec code cut their validation day from
+    the training period the same way). 0 makes no validation split, the
+    dissertation's train/test split."""
+    return float(test_days)
+
+
 #: The only train fractions the dissertation uses (Yoochoose 1/4 and 1/64).
 FRACTIONS = (Fraction(1, 4), Fraction(1, 64))
 
@@ -76,6 +87,9 @@ STATS_KEYS = (
     "n_test_samples",
     "avg_train_session_length",
 )
+
+#: Added to ``stats.json`` (after :data:`STATS_KEYS`) when there is a validation split.
+VALID_STATS_KEYS = ("n_valid_sessions", "n_valid_samples")
 
 
 class PreprocessError(ValueError):
@@ -121,6 +135,14 @@ def _check_params(test_days, max_len, min_item_support) -> float:
     return float(test_days)
 
 
+def _check_valid_days(valid_days) -> float:
+    if isinstance(valid_days, bool) or not isinstance(valid_days, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(valid_days) or valid_days < 0:
+        raise PreprocessError(f"valid_days must be a number of days >= 0 (got {valid_days!r}); pass --valid-days N "
+                              "(0: no validation split).")
+    return float(valid_days)
+
+
 # --------------------------------------------------------------------------
 # the result
 
@@ -135,6 +157,8 @@ class PreprocessResult:
     threshold: float  # T of step 4, Unix seconds
     params: dict
     trace: list = field(default_factory=list)  # events / sessions left after each step
+    valid: Split | None = None  # the validation split (valid_days > 0)
+    valid_threshold: float | None = None  # T - valid_days days
 
     @property
     def n_items(self) -> int:
@@ -151,7 +175,14 @@ class PreprocessResult:
             "n_test_sessions": int(self.test.n_sessions),
             "n_test_samples": int(self.test.n_samples),
             "avg_train_session_length": float(train_len.mean()) if len(train_len) else 0.0,
+            **({} if self.valid is None else {"n_valid_sessions": int(self.valid.n_sessions),
+                                              "n_valid_samples": int(self.valid.n_samples)}),
         }
+
+    def splits(self) -> tuple[tuple[str, Split], ...]:
+        """``(name, split)`` of every split present, in file order."""
+        extra = () if self.valid is None else (("valid", self.valid),)
+        return (("train", self.train), ("test", self.test)) + extra
 
 
 # --------------------------------------------------------------------------
@@ -204,6 +235,7 @@ def preprocess_events(
     fraction=None,
     max_len: int = 25,
     min_item_support: int = 5,
+    valid_days: float = 0,
     source: str | None = None,
     quiet: bool = True,
 ) -> PreprocessResult:
@@ -214,6 +246,7 @@ def preprocess_events(
     train or no test session.
     """
     test_days = _check_params(test_days, max_len, min_item_support)
+    valid_days = _check_valid_days(valid_days)
     frac = parse_fraction(fraction)
     where = f"{source}: " if source else ""
     missing = [c for c in EVENT_COLUMNS if c not in getattr(events, "columns", ())]
@@ -222,6 +255,8 @@ def preprocess_events(
                               "from srs_core.data.readers or readers.make_events.")
     params = {"test_days": test_days, "fraction": None if frac is None else str(frac),
               "max_len": int(max_len), "min_item_support": int(min_item_support)}
+    if valid_days > 0:  # absent when 0, so the dissertation's split keeps its bytes
+        params["valid_days"] = valid_days
     bar = tqdm(total=8, desc="preprocessing", disable=quiet, leave=False)
     trace: list[dict] = []
 
@@ -292,55 +327,69 @@ def preprocess_events(
         recent = np.lexsort((raw_session[train_sessions], session_time[train_sessions]))
         train_sessions = train_sessions[recent[len(recent) - n_keep:]]
     split[train_sessions] = 1
+    valid_threshold = None
+    if valid_days > 0:  # 3: validation, the last valid_days days before T
+        valid_threshold = threshold - valid_days * SECONDS_PER_DAY
+        split[train_sessions[session_time[train_sessions] >= valid_threshold]] = 3
     ev_split = split[sid]
     keep(ev_split > 0)
     ev_split = ev_split[ev_split > 0]
-    n_train = len(train_sessions)
+    n_train = int(np.count_nonzero(split == 1))
+    n_valid = {} if valid_threshold is None else {"valid_sessions": int(np.count_nonzero(split == 3))}
     record(4, "split by session time" + ("" if frac is None else f", keep the latest {frac} of train"),
-           train_sessions=int(n_train), test_sessions=int(np.count_nonzero(~is_train)))
+           train_sessions=n_train, test_sessions=int(np.count_nonzero(~is_train)), **n_valid)
     if n_before == 0:
         raise empty("step 4 (time split)", f"Every session falls in the last {test_days:g} test days; "
                     "lower --test-days.")
+    if n_train == 0 and len(train_sessions) > 0:
+        raise empty(f"step 4 (the {valid_days:g} validation days before the test split)",
+                    f"Every training session falls in the validation window; lower --valid-days (now {valid_days:g}).")
     if n_train == 0:
         raise empty(f"step 4 (fraction {frac} of {n_before} train sessions)",
                     "Use a larger input or drop --fraction.")
 
-    # 5. drop test events whose item is not in the kept train sessions
+    # 5. drop test (and validation) events whose item is not in the training part
     in_train = ev_split == 1
     vocab = np.zeros(len(uniques), dtype=bool)
     vocab[codes[in_train]] = True
     mask = in_train | vocab[codes]
     keep(mask)
-    in_train = in_train[mask]
-    record(5, "drop test events of items not in train")
-    # 6. drop test sessions with fewer than 2 events
+    in_train, ev_split = in_train[mask], ev_split[mask]
+    held = "test" if valid_threshold is None else "test and validation"
+    record(5, f"drop {held} events of items not in train")
+    # 6. drop test (and validation) sessions with fewer than 2 events
     mask = in_train | (_lengths(sid, n_sessions)[sid] >= 2)
     keep(mask)
-    in_train = in_train[mask]
-    record(6, "drop test sessions with < 2 events")
-    if np.count_nonzero(~in_train) == 0:
+    in_train, ev_split = in_train[mask], ev_split[mask]
+    record(6, f"drop {held} sessions with < 2 events")
+    if np.count_nonzero(ev_split == 2) == 0:
         raise empty("step 6 (test sessions need 2+ events of train items)",
                     f"Raise --test-days (now {test_days:g}) so the test window holds more sessions.")
+    if valid_threshold is not None and np.count_nonzero(ev_split == 3) == 0:
+        raise empty("step 6 (validation sessions need 2+ events of train items)",
+                    f"Raise --valid-days (now {valid_days:g}), or pass --valid-days 0 for no validation split.")
 
     # 7. keep the last max_len events of every session
     starts, lengths = _session_bounds(sid)
     from_end = np.repeat(starts + lengths, lengths) - np.arange(len(sid)) - 1
     mask = from_end < max_len
     keep(mask)
-    in_train = in_train[mask]
+    ev_split = ev_split[mask]
     record(7, f"keep the last {max_len} events of every session")
 
-    # remap items to 1..N in sorted raw-id order, and pack both splits
+    # remap items to 1..N in sorted raw-id order, and pack the splits
     new_id = np.cumsum(vocab, dtype=np.int64)
     item_ids = np.asarray(uniques)[vocab]
-    train = _pack(sid[in_train], codes[in_train], new_id, session_time, raw_session)
-    test = _pack(sid[~in_train], codes[~in_train], new_id, session_time, raw_session)
+    packed = {code: _pack(sid[ev_split == code], codes[ev_split == code], new_id, session_time, raw_session)
+              for code in ((1, 2) if valid_threshold is None else (1, 2, 3))}
+    train, test, valid = packed[1], packed[2], packed.get(3)
     trace.append({"step": 8, "name": "augment: n - 1 samples per session",
-                  "train_samples": int(train.n_samples), "test_samples": int(test.n_samples)})
+                  "train_samples": int(train.n_samples), "test_samples": int(test.n_samples),
+                  **({} if valid is None else {"valid_samples": int(valid.n_samples)})})
     bar.update(1)
     bar.close()
     return PreprocessResult(train=train, test=test, item_ids=item_ids, threshold=threshold,
-                            params=params, trace=trace)
+                            params=params, trace=trace, valid=valid, valid_threshold=valid_threshold)
 
 
 # --------------------------------------------------------------------------
@@ -385,13 +434,16 @@ def write_processed(result: PreprocessResult, output_dir: str | Path, meta: dict
         "params": result.params,
         "split_threshold": result.threshold,
         "split_threshold_utc": datetime.fromtimestamp(result.threshold, tz=timezone.utc).isoformat(),
+        **({} if result.valid_threshold is None else {
+            "valid_threshold": result.valid_threshold,
+            "valid_threshold_utc": datetime.fromtimestamp(result.valid_threshold, tz=timezone.utc).isoformat()}),
         "item_id_order": "sorted raw item id",
         "trace": result.trace,
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
     try:
         os.chmod(tmp, 0o755)
-        for name, split in (("train", result.train), ("test", result.test)):
+        for name, split in result.splits():
             np.save(tmp / f"{name}_items.npy", np.ascontiguousarray(split.items, dtype=np.int32))
             np.save(tmp / f"{name}_offsets.npy", np.ascontiguousarray(split.offsets, dtype=np.int64))
             np.save(tmp / f"{name}_times.npy", np.ascontiguousarray(split.times, dtype=np.float64))
@@ -437,21 +489,25 @@ def preprocess_file(
     fraction=None,
     max_len: int = 25,
     min_item_support: int = 5,
+    valid_days: float | None = None,
     quiet: bool = False,
 ) -> Path:
     """Read a raw file, run steps 1-8, and write the processed dataset to ``output_dir``.
 
     ``test_days`` defaults to :data:`DEFAULT_TEST_DAYS` (1 for Yoochoose, 7
-    for Diginetica and MeLi 2020; required for ``tsv``). Parameters are
-    checked before the (possibly large) file is read.
+    for Diginetica and MeLi 2020; required for ``tsv``) and ``valid_days`` to
+    ``test_days`` (:func:`default_valid_days`; 0 for no validation split).
+    Parameters are checked before the (possibly large) file is read.
     """
     reader = get_reader(dataset)
     test_days = _check_params(resolve_test_days(dataset, test_days), max_len, min_item_support)
+    valid_days = _check_valid_days(default_valid_days(test_days) if valid_days is None else valid_days)
     parse_fraction(fraction)
     input_path = Path(input_path)
     events = reader(input_path, quiet=quiet)
     result = preprocess_events(events, test_days=test_days, fraction=fraction, max_len=max_len,
-                               min_item_support=min_item_support, source=str(input_path), quiet=quiet)
+                               min_item_support=min_item_support, valid_days=valid_days, source=str(input_path),
+                               quiet=quiet)
     del events
     meta = {"dataset": dataset, "source": file_fingerprint(input_path)}
     return write_processed(result, output_dir, meta)

@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from tqdm.auto import tqdm
 
-from .preprocess import preprocess_events, write_processed
+from .preprocess import default_valid_days, preprocess_events, write_processed
 from .readers import make_events
 
 MS_PER_DAY = 86_400_000
@@ -349,13 +349,17 @@ def synthesize(
     seed: int,
     output_dir: str | Path,
     quiet: bool = False,
+    valid_days: float | None = None,
 ) -> Path:
-    """Generate ``preset`` at ``scale`` and write it as a processed dataset (steps 1-8)."""
+    """Generate ``preset`` at ``scale`` and write it as a processed dataset (steps 1-8).
+
+    ``valid_days`` defaults to the preset's test days (0: no validation split)."""
     p = get_preset(preset)
     bar = tqdm(total=2, desc=f"synthesizing {p.name}", disable=quiet, leave=False)
     events = generate_events(p, scale, seed)
     bar.update(1)
-    result = preprocess_events(events, test_days=p.test_days, source=f"synthetic {p.name}", quiet=True)
+    result = preprocess_events(events, test_days=p.test_days, source=f"synthetic {p.name}", quiet=True,
+                               valid_days=default_valid_days(p.test_days) if valid_days is None else valid_days)
     bar.update(1)
     bar.close()
     meta = {"dataset": "synthetic",

@@ -17,6 +17,7 @@ from srs_core.optim import OPTIMIZERS, check_combination
 from srs_core.results import config_hash
 
 GRAPH_MODES = ("auto", "on", "off")
+SELECT_MODES = ("valid", "test")
 EXTENSIONS_GROUP = "extensions (not in the dissertation; the defaults are its setting)"
 
 
@@ -55,8 +56,12 @@ class TrainConfig:
     shared_negatives: bool = _flag(False, "ns/triplet: one set of k negatives shared by the whole batch (more "
                                    "negatives, same cost)", group=EXTENSIONS_GROUP, action="store_true")
     mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
-    patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the test day (0: off)",
+    patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the selection split (0: off)",
                           group=EXTENSIONS_GROUP)
+    select: str = _flag("valid", "where the reported epoch is chosen (and --patience watches): valid, the validation "
+                        "split, then the test metrics of that epoch are reported (default; a dataset without a "
+                        "validation split falls back to test); test: the best test epoch, the dissertation's protocol",
+                        group=EXTENSIONS_GROUP, choices=list(SELECT_MODES))
     # These change where and how fast a run goes, not its result: they are
     # left out of the config hash.
     device: str = _flag("auto", "auto (CUDA when present), cpu, or cuda[:N]")
@@ -93,6 +98,8 @@ class TrainConfig:
                              "(sampled_softmax always shares its negatives; ce uses every item)")
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+        if self.select not in SELECT_MODES:
+            raise ValueError(f"select must be 'valid' or 'test', got {self.select!r}")
         if self.patience < 0:
             raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
@@ -106,12 +113,21 @@ class TrainConfig:
             if reason is not None:
                 raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
 
-    def identity(self, dataset_fingerprint: str) -> dict:
-        """The fields that define the result, with the dataset by content.
-        An extension left at its default is left out, so every run recorded
-        before the extension existed keeps its hash."""
+    def selects_on(self, ds: ProcessedDataset) -> str:
+        """The split that chooses the epoch: ``valid`` where asked and the
+        dataset has one, else ``test``."""
+        return "valid" if self.select == "valid" and ds.valid is not None else "test"
+
+    def identity(self, dataset_fingerprint: str, selects_on: str = "test") -> dict:
+        """The fields that define the result, with the dataset by content and
+        the split that chooses the epoch. An extension left at its default is
+        left out (selection on test, the dissertation's, counts as one), so
+        every run recorded before the extension existed keeps its hash."""
         d = {k: v for k, v in dataclasses.asdict(self).items()
              if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
+        d.pop("select")
+        if selects_on != "test":
+            d["select"] = selects_on
         if self.sampling == "mixed":
             d["mix"] = self.mix  # part of the result whenever the mixture is used
         else:
@@ -155,7 +171,7 @@ def dataset_fingerprint(ds: ProcessedDataset) -> str:
     key = (str(ds.path.resolve()), (ds.path / "stats.json").stat().st_mtime_ns)
     if key not in _FINGERPRINTS:
         h = hashlib.sha256()
-        for split in (ds.train, ds.test):
+        for split in (ds.train, ds.test) + (() if ds.valid is None else (ds.valid,)):
             for arr in (split.items, split.offsets, split.times):
                 h.update(np.ascontiguousarray(arr).tobytes())
         _FINGERPRINTS[key] = h.hexdigest()[:16]
@@ -168,5 +184,6 @@ _FINGERPRINTS: dict[tuple[str, int], str] = {}
 def run_key(config: TrainConfig, ds: ProcessedDataset | None = None) -> tuple[dict, str]:
     """``(identity, key)`` of ``config``: what defines its result, and its
     hash, the run's name in the results store."""
-    identity = config.identity(dataset_fingerprint(ds if ds is not None else ProcessedDataset.load(config.data)))
+    ds = ds if ds is not None else ProcessedDataset.load(config.data)
+    identity = config.identity(dataset_fingerprint(ds), config.selects_on(ds))
     return identity, config_hash(identity)

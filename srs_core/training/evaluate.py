@@ -1,6 +1,7 @@
 """Full-ranking evaluation of a session encoder (P@k, MRR@k over all N items)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from srs_core.data.dataset import Split, iter_batches, n_batches
@@ -44,7 +45,8 @@ def evaluate(
     quiet: bool = True,
     on_device: DeviceSplit | None = None,
     dist: Dist = SINGLE,
-) -> dict[str, float]:
+    return_ranks: bool = False,
+):
     """P@k and MRR@k with full ranking over all N items, in bounded memory.
 
     Scores are computed ``item_chunk`` items at a time, so at most
@@ -55,6 +57,10 @@ def evaluate(
     batches are made on the device and the ranks stay there until one host
     read at the end. Under torchrun (``dist``) each rank ranks its share of
     the samples and the counts are summed.
+
+    With ``return_ranks`` it returns ``(metrics, ranks)``: the rank of every
+    target as an int32 numpy array in the split's sample order (``None``
+    under torchrun, where each process holds only its share).
     """
     device = torch.device(device)
     model.eval()
@@ -69,17 +75,24 @@ def evaluate(
         lo, hi = distributed.shard_rows(on_device.n_samples, dist)
         batches = on_device.batches(torch.arange(lo, hi, device=on_device.device), batch_size)
         total = -(-(hi - lo) // batch_size)
-    ranks = []
+    ranks, kept = [], []
     for batch in progress(batches, total, desc="evaluate", disable=quiet, leave=False):
         r = target_ranks(model, *batch, l2=l2, item_chunk=item_chunk)
         if on_device is None:
             acc.add(r)  # numpy batches: counted batch by batch
+            if return_ranks:
+                kept.append(r.to(torch.int32))
         else:
             ranks.append(r)
     if ranks:
-        acc.add(torch.cat(ranks))  # on a device: the one host read
+        ranks = torch.cat(ranks).cpu()  # on a device: the one host read
+        acc.add(ranks)
+        kept = [ranks.to(torch.int32)]
     if dist.active:
         n, acc.hits, acc.rr = distributed.all_sum([acc.n, acc.hits, acc.rr], on_device.device)
         acc.n = int(n)
     model.train()
-    return acc.result()
+    if not return_ranks:
+        return acc.result()
+    all_ranks = None if dist.active else (torch.cat(kept).numpy() if kept else np.zeros(0, np.int32))
+    return acc.result(), all_ranks

@@ -1,11 +1,17 @@
 """Fit, evaluate, checkpoint and resume one run (dissertation Section 4.6).
 
 ``fit(config, run_dir)`` trains one model x loss x optimizer on a processed
-dataset for ``epochs`` epochs, evaluates after every epoch with full ranking
-over all N items, keeps the best epoch by MRR@20, and writes
+dataset for ``epochs`` epochs and evaluates after every epoch with full ranking
+over all N items, on the validation split (where the dataset has one) and on
+the test split. The reported epoch is chosen by MRR@20 on the validation split
+(``select="valid"``, the default; early stopping watches the same split) and
+its *test* metrics are reported; ``select="test"`` chooses on the test split
+itself, as the dissertation did. It writes
 
 * ``run_dir/checkpoint.pt`` after every epoch (model, optimizer, RNG states),
-* ``run_dir/result.json``, the run record (see :mod:`srs_core.results`).
+* ``run_dir/result.json``, the run record (see :mod:`srs_core.results`),
+* ``run_dir/ranks.npy``, the rank of every test target at the chosen epoch
+  (int32, in the order of the test split's samples), for paired statistics.
 
 A run killed at any moment and started again with the same config resumes
 from its last completed epoch; on CPU it ends with the same metrics as an
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import time
 from pathlib import Path
 
@@ -44,7 +51,7 @@ from srs_core.data.device import DeviceSplit
 from srs_core.losses import build_loss
 from srs_core.models import build_model
 from srs_core.optim import build_optimizer, embedding_is_sparse
-from srs_core.results import ResultsStore, atomic_write_json, is_complete, read_record
+from srs_core.results import ResultsStore, atomic_write_bytes, atomic_write_json, is_complete, read_record
 
 from . import distributed
 from .checkpoint import CHECKPOINT, load_optimizer_state, read_checkpoint, restore_rng, save_checkpoint
@@ -57,21 +64,43 @@ from .runtime import environment, peak_memory, progress, resolve_device, sync
 from .step import TrainStep
 
 
-def stopped_early(epochs: list[dict], patience: int) -> bool:
-    """True when the last ``patience`` epochs brought no better MRR@20 than
-    the best before them (never when ``patience`` is 0)."""
+RANKS = "ranks.npy"
+
+
+def _selection_key(on: str) -> str:
+    if on not in ("valid", "test"):
+        raise ValueError(f"the epoch is selected on 'valid' or 'test', not {on!r}")
+    return "valid_mrr_at_20" if on == "valid" else "mrr_at_20"
+
+
+def stopped_early(epochs: list[dict], patience: int, on: str = "test") -> bool:
+    """True when the last ``patience`` epochs brought no better MRR@20 on the
+    split ``on`` than the best before them (never when ``patience`` is 0)."""
     if patience < 1 or len(epochs) <= patience:
         return False
-    best_before = max(e["mrr_at_20"] for e in epochs[:-patience])
-    return all(e["mrr_at_20"] <= best_before for e in epochs[-patience:])
+    key = _selection_key(on)
+    best_before = max(e[key] for e in epochs[:-patience])
+    return all(e[key] <= best_before for e in epochs[-patience:])
 
 
-def best_epoch(epochs: list[dict]) -> dict | None:
-    """The best epoch by MRR@20, as the dissertation keeps it (first on ties)."""
+def best_epoch(epochs: list[dict], on: str = "test") -> dict | None:
+    """The epoch with the best MRR@20 on the split ``on`` (first on ties),
+    with its test metrics (and, when chosen on validation, its validation
+    ones). ``on="test"`` is how the dissertation kept its best epoch."""
     if not epochs:
         return None
-    top = max(epochs, key=lambda e: (e["mrr_at_20"], -e["epoch"]))
-    return {"epoch": top["epoch"], "p_at_20": top["p_at_20"], "mrr_at_20": top["mrr_at_20"]}
+    key = _selection_key(on)
+    top = max(epochs, key=lambda e: (e[key], -e["epoch"]))
+    best = {"epoch": top["epoch"], "p_at_20": top["p_at_20"], "mrr_at_20": top["mrr_at_20"]}
+    if on == "valid":
+        best.update(valid_p_at_20=top["valid_p_at_20"], valid_mrr_at_20=top["valid_mrr_at_20"])
+    return best
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array, dtype=np.int32))
+    return buf.getvalue()
 
 
 def _rank_seed(seed: int, epoch: int, rank: int) -> int:
@@ -89,6 +118,7 @@ class Run:
         self.config, self.run_dir, self.dist, self.device, self.quiet = config, run_dir, dist, device, quiet
         self.ds = ProcessedDataset.load(config.data)
         self.identity, self.key = run_key(config, self.ds)
+        self.selects_on = config.selects_on(self.ds)
 
     def setup(self) -> "Run":
         """Settle the runtime choices, then build the model, the step (loss,
@@ -129,6 +159,8 @@ class Run:
         c = self.config
         self.train_split = DeviceSplit(self.ds.train, self.device, c.max_len) if self.on_device else None
         self.test_split = DeviceSplit(self.ds.test, self.device, c.max_len) if self.on_device else None
+        self.valid_split = (DeviceSplit(self.ds.valid, self.device, c.max_len)
+                            if self.on_device and self.ds.valid is not None else None)
         self.n_batches = n_batches(self.ds.train, c.batch_size)
 
     def resume(self, force: bool) -> tuple[int, list[dict]]:
@@ -174,13 +206,19 @@ class Run:
             raise FloatingPointError(f"training loss became {mean_loss} in epoch {epoch} of {self.config}; lower --lr")
         return mean_loss, seconds
 
-    def evaluate(self) -> tuple[dict, float]:
-        """P@20 and MRR@20 on the test split: ``(metrics, seconds)``."""
+    def evaluate(self) -> tuple[dict, float, "np.ndarray | None"]:
+        """P@20 and MRR@20 on the test split and, where there is one, on the
+        validation split (``valid_*`` keys): ``(metrics, seconds, test ranks)``.
+        The ranks are ``None`` under torchrun (each process ranks its share)."""
         c, t0 = self.config, time.perf_counter()
-        metrics = evaluate(self.model, self.ds.test, l2=c.l2, device=self.device, batch_size=c.eval_batch_size,
-                           item_chunk=c.eval_item_chunk, max_len=c.max_len, quiet=self.quiet,
-                           on_device=self.test_split, dist=self.dist)
-        return metrics, time.perf_counter() - t0
+        kw = dict(l2=c.l2, device=self.device, batch_size=c.eval_batch_size, item_chunk=c.eval_item_chunk,
+                  max_len=c.max_len, quiet=self.quiet, dist=self.dist)
+        metrics = {}
+        if self.ds.valid is not None:
+            valid = evaluate(self.model, self.ds.valid, on_device=self.valid_split, **kw)
+            metrics.update({f"valid_{k}": v for k, v in valid.items()})
+        test, ranks = evaluate(self.model, self.ds.test, on_device=self.test_split, return_ranks=True, **kw)
+        return {**test, **metrics}, time.perf_counter() - t0, ranks
 
     def record(self, epochs: list[dict]) -> dict:
         """The run record (status ``running``) with the environment it runs in."""
@@ -190,7 +228,8 @@ class Run:
                    world_size=self.dist.world, distributed_backend=self.dist.backend)
         return {"kind": "neural", "config": dataclasses.asdict(self.config), "identity": self.identity,
                 "config_hash": self.key, "status": "running", "n_items": self.ds.n_items,
-                "dataset_stats": self.ds.stats, "epochs": epochs, "best": best_epoch(epochs), "environment": env}
+                "dataset_stats": self.ds.stats, "selected_on": self.selects_on, "epochs": epochs,
+                "best": best_epoch(epochs, self.selects_on), "environment": env}
 
     def save_checkpoint(self, epochs: list[dict]) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.model, self.opt, self.np_gen, self.torch_gen, epochs, self.key)
@@ -225,24 +264,29 @@ def _train(run: Run, force: bool) -> dict:
     if dist.main:
         atomic_write_json(run_dir / "result.json", record)
 
+    on = run.selects_on
     for epoch in tqdm(range(start + 1, config.epochs + 1), desc=f"{config.model}/{config.loss}/{config.optimizer}",
                       initial=start, total=config.epochs, disable=quiet):
-        if stopped_early(epochs, config.patience):
+        if stopped_early(epochs, config.patience, on):
             break  # a resumed run that had already stopped
-        # forward, backward and update over the epoch; then evaluate on the test split
+        # forward, backward and update over the epoch; then evaluate (validation and test splits)
         loss, train_seconds = run.train_epoch(epoch)
-        metrics, eval_seconds = run.evaluate()
+        metrics, eval_seconds, ranks = run.evaluate()
         # every rank keeps rank 0's record of the epoch, so all stop together
         epochs.append(distributed.broadcast({"epoch": epoch, "loss": loss, "train_seconds": train_seconds,
                                              "eval_seconds": eval_seconds, **metrics}, dist))
-        # checkpoint, then the record: a kill between the two loses nothing (resume trusts the checkpoint)
+        # ranks of a newly chosen epoch, then the checkpoint, then the record: a kill between any two
+        # loses nothing (resume trusts the checkpoint, and a retrained epoch ranks the same)
         if dist.main:
+            if ranks is not None and best_epoch(epochs, on)["epoch"] == epoch:
+                atomic_write_bytes(run_dir / RANKS, _npy_bytes(ranks))
             run.save_checkpoint(epochs)
-            record.update(epochs=epochs, best=best_epoch(epochs), **peak_memory(device))
+            record.update(epochs=epochs, best=best_epoch(epochs, on), **peak_memory(device))
             atomic_write_json(run_dir / "result.json", record)
 
-    record.update(status="complete", epochs=epochs, best=best_epoch(epochs), stopped_epoch=epochs[-1]["epoch"] if epochs
-                  else 0, stopped_early=stopped_early(epochs, config.patience), **peak_memory(device))
+    record.update(status="complete", epochs=epochs, best=best_epoch(epochs, on), stopped_epoch=epochs[-1]["epoch"] if
+                  epochs else 0, stopped_early=stopped_early(epochs, config.patience, on),
+                  ranks=RANKS if (run_dir / RANKS).is_file() else None, **peak_memory(device))
     if dist.main:
         atomic_write_json(run_dir / "result.json", record)
     return record
