@@ -10,12 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.diagnosis import is_extension, variant
-from srs_core.results import ResultsStore, config_hash, is_complete
+from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
 from srs_core.training import TrainConfig, dataset_fingerprint, run_in_store, run_key
 
 #: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
@@ -190,26 +191,77 @@ def _set_threads(n: int) -> None:
 
 
 def run_baselines(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
-    """Popularity and transition baselines per dataset, kept in the store."""
-    from srs_core.baselines import BASELINES, baseline_params, evaluate_baseline
+    """Every baseline on every dataset, kept in the store: each tuned on the
+    validation split over its stated grid (``baselines.VALID_GRIDS``) where
+    there is one, then ranked once on the test split; its test ranks are kept
+    beside the record, like a neural run's."""
+    from srs_core.baselines import BASELINES, VALID_GRIDS, baseline_params, tune_baseline
 
     store = results_store(work_dir)
     records = []
     for name in names:
         ds = ProcessedDataset.load(dataset_dir(work_dir, name))
         for base in BASELINES:
-            # the hyperparameters are part of the result: a changed default is a new record
-            identity = {"baseline": base, "params": {k: v for k, v in baseline_params(base).items() if k != "batch_size"}, "dataset": dataset_fingerprint(ds)}
+            # the defaults and the grid are part of the result: a changed one is a new record
+            identity = {"baseline": base, "params": {k: v for k, v in baseline_params(base).items() if k != "batch_size"},
+                        "dataset": dataset_fingerprint(ds)}
+            if ds.valid is not None and base in VALID_GRIDS:
+                identity["grid"] = VALID_GRIDS[base]
             key = config_hash(identity)
             rec = store.get(key)
             if not is_complete(rec, key):
-                metrics = evaluate_baseline(base, ds)
+                tuned = tune_baseline(base, ds)
+                valid = {f"valid_{m}": v for m, v in (tuned["valid"] or {}).items()}
+                atomic_write_ranks(store.run_dir(key) / RANKS, tuned["ranks"])
                 rec = {"kind": "baseline", "config_hash": key, "identity": identity, "status": "complete",
                        "config": {"data": str(ds.path), "model": base}, "n_items": ds.n_items,
-                       "best": {"epoch": 0, **metrics}, "epochs": []}
+                       "selected_on": tuned["selected_on"], "params": tuned["params"], "grid": tuned["grid"],
+                       "best": {"epoch": 0, **tuned["test"], **valid}, "epochs": [], "ranks": RANKS}
                 store.put(rec)
             records.append(rec)
     return summarise(records)
+
+
+def ranks_of(work_dir: str | Path, config_hash: str) -> np.ndarray | None:
+    """The test ranks kept beside run ``config_hash`` (``None`` if it has none)."""
+    path = results_store(work_dir).run_dir(config_hash) / RANKS
+    return np.load(path) if path.is_file() else None
+
+
+def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
+                     group: tuple[str, ...] = ("dataset", "model"), reference_runs: pd.DataFrame | None = None,
+                     metrics: tuple[str, ...] = ("mrr", "p")) -> pd.DataFrame:
+    """For every ``group`` x variant of ``runs``: the ratio of its metric to the
+    ``reference`` variant's in the same group, with the paired bootstrap
+    interval over test sessions (seeds matched, :func:`srs_core.stats.paired_ratio`)
+    and its verdict. ``reference_runs`` (default: ``runs``) holds the
+    reference rows; a reference with one run (a baseline) is paired with every
+    seed. Columns: the group, ``variant``, ``seeds``, then per metric
+    ``{m}_ratio``, ``{m}_lo``, ``{m}_hi``, ``{m}_verdict``."""
+    from srs_core.stats import NOT_MEASURED, paired_ratio
+
+    group = list(group)
+    refs = runs if reference_runs is None else reference_runs
+    rows = []
+    for keys, g in runs.groupby(group + ["variant"], sort=False):
+        keys = dict(zip(group + ["variant"], keys))
+        if keys["variant"] == reference and reference_runs is None:
+            continue
+        ref = refs.loc[(refs[group] == pd.Series({k: keys[k] for k in group})).all(axis=1) & (refs.variant == reference)]
+        if len(ref) > 1:  # seeds matched: keep the seeds both sides have
+            common = sorted(set(g.seed) & set(ref.seed))
+            g, ref = g[g.seed.isin(common)], ref[ref.seed.isin(common)]
+        a = [ranks_of(work_dir, h) for h in g.sort_values("seed").config_hash]
+        b = [ranks_of(work_dir, h) for h in ref.sort_values("seed").config_hash]
+        ok = len(a) and len(b) and all(r is not None for r in a + b)
+        offsets = ProcessedDataset.load(dataset_dir(work_dir, keys["dataset"])).test.offsets if ok else None
+        row = {**keys, "seeds": len(a)}
+        for m in metrics:
+            iv = paired_ratio(a, b, offsets, metric=m) if ok else NOT_MEASURED
+            row.update({f"{m}_ratio": iv.ratio, f"{m}_lo": iv.lo, f"{m}_hi": iv.hi, f"{m}_verdict": iv.verdict})
+        rows.append(row)
+    columns = group + ["variant", "seeds"] + [f"{m}_{part}" for m in metrics for part in ("ratio", "lo", "hi", "verdict")]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def summarise(records: list[dict]) -> pd.DataFrame:
@@ -234,6 +286,8 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "epochs_run": len(epochs),
             "n_items": r.get("n_items"),
             "best_epoch": r["best"]["epoch"],
+            "selected_on": r.get("selected_on", "test"),
+            "valid_mrr_at_20": r["best"].get("valid_mrr_at_20", float("nan")),
             "p_at_20": r["best"]["p_at_20"],
             "mrr_at_20": r["best"]["mrr_at_20"],
             "epoch_seconds": sum(e["train_seconds"] for e in epochs) / len(epochs) if epochs else float("nan"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 RESULT_FILE = "result.json"
+RANKS = "ranks.npy"  # a run's test ranks at its chosen epoch, beside its record
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -39,6 +40,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_write_ranks(path: str | Path, ranks) -> None:
+    """Write per-target ranks as an int32 ``.npy`` file, atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(ranks, dtype=np.int32))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def config_hash(obj: dict) -> str:

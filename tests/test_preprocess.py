@@ -172,7 +172,7 @@ def write_tsv(path, rows):
 
 def test_preprocess_file_writes_the_loadable_layout(tmp_path):
     src = write_tsv(tmp_path / "events.tsv", HAND)
-    out = preprocess_file("tsv", src, tmp_path / "out", test_days=1, max_len=3, min_item_support=2, quiet=True)
+    out = preprocess_file("tsv", src, tmp_path / "out", test_days=1, valid_days=0, max_len=3, min_item_support=2, quiet=True)
     data = ProcessedDataset.load(out)
     assert tuple(data.stats) == STATS_KEYS
     assert data.stats["n_train_samples"] == 6 and data.n_items == 3
@@ -188,15 +188,15 @@ def test_preprocess_file_writes_the_loadable_layout(tmp_path):
 def test_rewrite_replaces_a_processed_dir_but_refuses_other_dirs(tmp_path):
     src = write_tsv(tmp_path / "events.tsv", HAND)
     out = tmp_path / "out"
-    preprocess_file("tsv", src, out, test_days=1, min_item_support=2, quiet=True)
+    preprocess_file("tsv", src, out, test_days=1, valid_days=0, min_item_support=2, quiet=True)
     (out / "stale.txt").write_text("x")
-    preprocess_file("tsv", src, out, test_days=1, min_item_support=2, max_len=3, quiet=True)
+    preprocess_file("tsv", src, out, test_days=1, valid_days=0, min_item_support=2, max_len=3, quiet=True)
     assert not (out / "stale.txt").exists() and ProcessedDataset.load(out).stats["n_train_samples"] == 6
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.md").write_text("mine")
     with pytest.raises(FileExistsError, match="not a processed dataset"):
-        preprocess_file("tsv", src, other, test_days=1, min_item_support=2, quiet=True)
+        preprocess_file("tsv", src, other, test_days=1, valid_days=0, min_item_support=2, quiet=True)
     assert (other / "keep.md").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.tsv", "notes", "out"]
 
@@ -250,7 +250,7 @@ def test_preprocess_file_checks_arguments_before_reading(tmp_path):
 
 
 def test_diginetica_sample_is_consistent(diginetica_sample, tmp_path):
-    out = preprocess_file("diginetica", diginetica_sample, tmp_path / "digi", test_days=7, quiet=True)
+    out = preprocess_file("diginetica", diginetica_sample, tmp_path / "digi", test_days=7, valid_days=0, quiet=True)  # the reference below has no validation split
     data = ProcessedDataset.load(out)
     stats = data.stats
     assert tuple(stats) == STATS_KEYS

@@ -267,7 +267,7 @@ def test_yoochoose_100k_dev_sample(tmp_path):
     yoochoose-100k lists (V-SKNN .610/.334, AR .592/.316, SR .561/.328; a different split)."""
     from srs_core.data.preprocess import preprocess_file
 
-    out = preprocess_file("yoochoose", SHARED, tmp_path / "yc", test_days=1, quiet=True)
+    out = preprocess_file("yoochoose", SHARED, tmp_path / "yc", test_days=1, valid_days=0, quiet=True)  # the dissertation split: 6 days train
     got = {name: evaluate_baseline(name, out) for name in BASELINES}
     pinned = {"popularity": (0.0913, 0.0164), "transition": (0.5328, 0.3171), "sr": (0.5739, 0.3224),
               "ar": (0.5866, 0.3086), "sknn": (0.6297, 0.3232), "vsknn": (0.6539, 0.3636)}
@@ -289,3 +289,22 @@ def test_cli_baseline_with_parameters(tiny_dataset, capsys):
     assert got != pytest.approx(evaluate_baseline("vsknn", tiny_dataset))
     assert main(["baseline", "--data", str(tiny_dataset), "--name", "sr", "--param", "k=5"]) == 2
     assert "expected NAME=VALUE with NAME one of steps, weighting, pruning" in capsys.readouterr().err
+
+
+def test_tuning_chooses_on_validation_and_ranks_the_test_split_once(tiny_dataset):
+    from srs_core.baselines import VALID_GRIDS, grid_points, tune_baseline
+
+    data = ProcessedDataset.load(tiny_dataset)
+    assert data.valid is not None
+    tuned = tune_baseline("sr", data)
+    assert tuned["selected_on"] == "valid" and len(tuned["grid"]) == len(VALID_GRIDS["sr"]["steps"])
+    best = max(tuned["grid"], key=lambda g: g["valid_mrr_at_20"])
+    assert tuned["params"]["steps"] == best["params"]["steps"]
+    assert tuned["valid"]["mrr_at_20"] == best["valid_mrr_at_20"]
+    assert tuned["test"] == pytest.approx(evaluate_baseline("sr", data, params={"steps": best["params"]["steps"]}))
+    assert tuned["valid"] == pytest.approx(evaluate_baseline("sr", data, params={"steps": best["params"]["steps"]},
+                                                             split="valid"))
+    assert len(tuned["ranks"]) == data.test.n_samples
+    assert len(grid_points("vsknn")) == 12 and grid_points("popularity") == [{}]
+    with pytest.raises(ValueError, match="no parameter"):
+        grid_points("sr", {"k": [1]})

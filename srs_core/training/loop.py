@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import time
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from srs_core.data.device import DeviceSplit
 from srs_core.losses import build_loss
 from srs_core.models import build_model
 from srs_core.optim import build_optimizer, embedding_is_sparse
-from srs_core.results import ResultsStore, atomic_write_bytes, atomic_write_json, is_complete, read_record
+from srs_core.results import RANKS, ResultsStore, atomic_write_json, atomic_write_ranks, is_complete, read_record
 
 from . import distributed
 from .checkpoint import CHECKPOINT, load_optimizer_state, read_checkpoint, restore_rng, save_checkpoint
@@ -62,9 +61,6 @@ from .graph import GraphedTrainStep, use_graph
 from .rundir import RunLock, claim
 from .runtime import environment, peak_memory, progress, resolve_device, sync
 from .step import TrainStep
-
-
-RANKS = "ranks.npy"
 
 
 def _selection_key(on: str) -> str:
@@ -95,12 +91,6 @@ def best_epoch(epochs: list[dict], on: str = "test") -> dict | None:
     if on == "valid":
         best.update(valid_p_at_20=top["valid_p_at_20"], valid_mrr_at_20=top["valid_mrr_at_20"])
     return best
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array, dtype=np.int32))
-    return buf.getvalue()
 
 
 def _rank_seed(seed: int, epoch: int, rank: int) -> int:
@@ -279,7 +269,7 @@ def _train(run: Run, force: bool) -> dict:
         # loses nothing (resume trusts the checkpoint, and a retrained epoch ranks the same)
         if dist.main:
             if ranks is not None and best_epoch(epochs, on)["epoch"] == epoch:
-                atomic_write_bytes(run_dir / RANKS, _npy_bytes(ranks))
+                atomic_write_ranks(run_dir / RANKS, ranks)
             run.save_checkpoint(epochs)
             record.update(epochs=epochs, best=best_epoch(epochs, on), **peak_memory(device))
             atomic_write_json(run_dir / "result.json", record)

@@ -1,0 +1,192 @@
+"""The study's claims, each computed from the numbers of one build of the book.
+
+Every claim takes the measured numbers and returns a :class:`Claim`: a
+verdict word, one sentence stating it, and the numbers it rests on. The
+conclusions, the summary of Chapter 5, the notebooks' closing cells and the
+README glue those sentences, so no hand-written sentence states a result.
+Each rule is stated in the function's text and in the book, and
+``tests/test_claims.py`` feeds every rule numbers on both sides of it.
+
+==========  ================================================================
+key         claim
+==========  ================================================================
+I           cross-entropy's cost per step grows with the catalogue
+II-speed    the scalable losses train faster than cross-entropy on the
+            largest catalogue of the build
+II-acc      at their settings chosen on validation, they keep
+            cross-entropy's accuracy on the test day
+III         L2 normalisation alone does not explain Experiment II
+vsknn       where the neural models stand against V-SKNN (ours)
+==========  ================================================================
+
+Accuracy verdicts come from paired bootstrap intervals
+(:mod:`srs_core.stats`); speed verdicts from ratios of measured times.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from srs_core.bench import loglog_slope
+
+#: The least spread of catalogue sizes, and number of sizes, from which a slope is read.
+MIN_SIZES, MIN_SPAN = 3, 100.0
+#: Log-log slopes of time over catalogue size: at least ``GROWS`` "grows",
+#: at least ``LINEAR`` "grows about linearly", below ``FLAT`` "does not grow".
+FLAT, GROWS, LINEAR = 0.1, 0.3, 0.7
+#: Speed-ups: every one at least ``FASTER`` is "faster", every one at most ``SLOWER`` is "slower".
+FASTER, SLOWER = 1.1, 0.9
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim's verdict, the sentence that states it, and the numbers behind it."""
+
+    key: str
+    verdict: str
+    sentence: str
+    numbers: dict = field(default_factory=dict)
+
+
+def _fmt(x: float, spec: str = ".2f") -> str:
+    return "–" if x is None or not math.isfinite(x) else format(x, spec)
+
+
+def _range(values) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "–"
+    lo, hi = min(values), max(values)
+    return _fmt(lo) if round(lo, 2) == round(hi, 2) else f"{_fmt(lo)}-{_fmt(hi)}"
+
+
+# -- I ---------------------------------------------------------------------------
+
+
+def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense") -> Claim:
+    """I. From the scaling benchmark (``n_items``, ``loss``, ``optimizer``,
+    ``median_ms``): the log-log slope of ``loss``'s step time over the
+    catalogue size, read only from at least :data:`MIN_SIZES` sizes spanning
+    :data:`MIN_SPAN` x (else "too small to tell")."""
+    rows = scaling[(scaling.loss == loss) & (scaling.optimizer == optimizer)].sort_values("n_items")
+    n, t = rows.n_items.to_numpy(float), rows.median_ms.to_numpy(float)
+    numbers = {"sizes": len(n), "n_min": float(n.min()) if len(n) else math.nan,
+               "n_max": float(n.max()) if len(n) else math.nan}
+    if len(n) < MIN_SIZES or n.max() / n.min() < MIN_SPAN:
+        return Claim("I", "too small to tell",
+                     f"This build timed cross-entropy's step at {len(n)} catalogue size(s)"
+                     + (f" ({int(n.min()):,} to {int(n.max()):,} items)" if len(n) else "")
+                     + f"; a growth rate needs at least {MIN_SIZES} sizes spanning {MIN_SPAN:g}x, so it is too small "
+                       "to tell how the cost grows.", numbers)
+    slope = loglog_slope(n, t)
+    numbers.update(slope=slope, ms_min=float(t[0]), ms_max=float(t[-1]))
+    word = ("grows about linearly" if slope >= LINEAR else "grows" if slope >= GROWS else
+            "grows slowly" if slope >= FLAT else "does not grow")
+    return Claim("I", word,
+                 f"Cross-entropy's training step {word} with the catalogue: from {t[0]:.1f} ms at {int(n[0]):,} items "
+                 f"to {t[-1]:.1f} ms at {int(n[-1]):,}, a log-log slope of {slope:.2f} over {len(n)} sizes "
+                 "(1 would be linear).", numbers)
+
+
+# -- II-speed ----------------------------------------------------------------------
+
+
+def scalable_faster(speedups: pd.DataFrame, where: str) -> Claim:
+    """II-speed. ``speedups`` has one row per model x loss with ``speedup``
+    (cross-entropy's time over the loss's, on the largest catalogue
+    ``where``): "faster" when every speed-up is at least :data:`FASTER`,
+    "slower" when every one is at most :data:`SLOWER`, else "mixed"."""
+    s = speedups.speedup.to_numpy(float)
+    s = s[np.isfinite(s)]
+    numbers = {"n": len(s), "min": float(s.min()) if len(s) else math.nan, "max": float(s.max()) if len(s) else math.nan}
+    if not len(s):
+        return Claim("II-speed", "not measured", f"No scalable loss was timed against cross-entropy on {where}.", numbers)
+    word = "faster" if (s >= FASTER).all() else "slower" if (s <= SLOWER).all() else "mixed"
+    head = {"faster": "the scalable losses trained faster than cross-entropy",
+            "slower": "the scalable losses trained slower than cross-entropy",
+            "mixed": "the scalable losses were not uniformly faster than cross-entropy"}[word]
+    return Claim("II-speed", word,
+                 f"On {where}, {head}: speed-ups of {_range(s)} over {len(s)} model x loss pairs "
+                 f"(faster means at least {FASTER:g}x).", numbers)
+
+
+# -- accuracy from intervals -----------------------------------------------------------
+
+
+def _counts(verdicts) -> dict:
+    verdicts = list(verdicts)
+    return {w: verdicts.count(w) for w in ("beats", "matches", "trails", "inconclusive")}
+
+
+def _count_text(c: dict) -> str:
+    return ", ".join(f"{c[w]} {w}" for w in ("beats", "matches", "trails", "inconclusive") if c[w]) or "none"
+
+
+def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
+    """II-acc. ``intervals`` has one row per model x loss (its setting chosen
+    on validation against cross-entropy chosen the same way) with
+    ``mrr_ratio``, ``mrr_lo``, ``mrr_hi`` and ``mrr_verdict``: "holds" when
+    every comparison beats or matches, "fails" when every one trails, "partly"
+    when some trail, else "inconclusive"."""
+    rows = intervals[intervals.mrr_verdict != "n/a"]
+    if not len(rows):
+        return Claim("II-acc", "not measured", f"No scalable loss was compared with cross-entropy on {where}.", {"n": 0})
+    c = _counts(rows.mrr_verdict)
+    n = len(rows)
+    word = ("holds" if c["beats"] + c["matches"] == n else "fails" if c["trails"] == n else
+            "partly" if c["trails"] else "inconclusive")
+    lead = {"holds": "the scalable losses kept cross-entropy's accuracy",
+            "fails": "the scalable losses fell short of cross-entropy's accuracy",
+            "partly": "the scalable losses kept cross-entropy's accuracy only in part",
+            "inconclusive": "the test day was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
+    return Claim("II-acc", word,
+                 f"On {where}, {lead}: of {n} comparisons of MRR@20, {_count_text(c)} "
+                 f"(ratios {_range(rows.mrr_ratio)}).", {"n": n, **c, "min": float(rows.mrr_ratio.min()),
+                                                        "max": float(rows.mrr_ratio.max())})
+
+
+def l2_alone(l2_vs_ce: pd.DataFrame, losses_vs_l2: pd.DataFrame, where: str) -> Claim:
+    """III. ``l2_vs_ce``: cross-entropy with L2 against without, per model;
+    ``losses_vs_l2``: each scalable loss against cross-entropy with L2. The
+    claim "L2 alone does not explain Experiment II" *holds* where L2 does not
+    raise cross-entropy (no model's interval beats 1), *fails* where L2 raises
+    it and no scalable loss beats cross-entropy with L2, *holds in part* where
+    L2 raises it and some loss still beats it, and is *inconclusive* else."""
+    a = l2_vs_ce[l2_vs_ce.mrr_verdict != "n/a"]
+    b = losses_vs_l2[losses_vs_l2.mrr_verdict != "n/a"]
+    if not len(a):
+        return Claim("III", "not measured", f"Cross-entropy with and without L2 was not compared on {where}.", {})
+    ca, cb = _counts(a.mrr_verdict), _counts(b.mrr_verdict)
+    numbers = {"l2_min": float(a.mrr_ratio.min()), "l2_max": float(a.mrr_ratio.max()), **{f"l2_{k}": v for k, v in ca.items()},
+               **{f"loss_{k}": v for k, v in cb.items()}}
+    l2_text = f"L2 alone changed cross-entropy's MRR@20 by a ratio of {_range(a.mrr_ratio)} ({_count_text(ca)})"
+    if ca["beats"] == 0 and ca["inconclusive"] == 0:
+        return Claim("III", "holds", f"On {where}, {l2_text}: L2 alone does not raise cross-entropy, so it does not "
+                     "explain what the scalable losses reach.", numbers)
+    if ca["beats"] and len(b) and cb["beats"] == 0 and cb["inconclusive"] == 0:
+        return Claim("III", "fails", f"On {where}, {l2_text}, and no scalable loss beat cross-entropy with L2 "
+                     f"({_count_text(cb)}): here L2 alone accounts for what they reach.", numbers)
+    if ca["beats"] and cb["beats"]:
+        return Claim("III", "holds in part", f"On {where}, {l2_text}, and {cb['beats']} of {len(b)} scalable-loss "
+                     "comparisons still beat cross-entropy with L2: L2 explains part of Experiment II, not all.", numbers)
+    return Claim("III", "inconclusive", f"On {where}, {l2_text}; the intervals are too wide to say whether L2 alone "
+                 "explains Experiment II.", numbers)
+
+
+def against_vsknn(intervals: pd.DataFrame, where: str) -> Claim:
+    """Ours. ``intervals``: per model, its best setting chosen on validation
+    against V-SKNN tuned on validation. The verdict counts the models that
+    beat V-SKNN: "all beat", "none beat" (with how many trail) or "some beat"."""
+    rows = intervals[intervals.mrr_verdict != "n/a"]
+    if not len(rows):
+        return Claim("vsknn", "not measured", f"The neural models were not compared with V-SKNN on {where}.", {"n": 0})
+    c = _counts(rows.mrr_verdict)
+    n = len(rows)
+    word = "all beat" if c["beats"] == n else "none beat" if c["beats"] == 0 else "some beat"
+    lead = {"all beat": "every neural model beat V-SKNN", "none beat": "no neural model beat V-SKNN",
+            "some beat": f"{c['beats']} of {n} neural models beat V-SKNN"}[word]
+    return Claim("vsknn", word, f"On {where}, {lead} on MRR@20 ({_count_text(c)}; ratios {_range(rows.mrr_ratio)}).",
+                 {"n": n, **c})

@@ -1,0 +1,130 @@
+"""Paired intervals, the verdict rule, and every claim on both sides of its rule."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from srs_core import claims
+from srs_core.stats import interval_verdict, paired_ratio, per_session, session_of_sample
+
+# -- the verdict rule and the paired bootstrap ---------------------------------------
+
+
+@pytest.mark.parametrize("lo, hi, word", [(1.01, 1.2, "beats"), (0.8, 0.99, "trails"), (0.98, 1.02, "matches"),
+                                          (0.9, 1.1, "inconclusive"), (0.96, 1.02, "inconclusive"),
+                                          (1.0, 1.04, "inconclusive"), (float("nan"), 1.0, "n/a")])
+def test_interval_verdict(lo, hi, word):
+    assert interval_verdict(lo, hi) == word
+
+
+def _split(n_sessions=400, per=3):
+    return np.arange(0, n_sessions * (per + 1) + 1, per + 1)  # every session has `per` samples
+
+
+def test_session_of_sample_and_per_session_sums():
+    offsets = np.array([0, 3, 5, 9])  # 2, 1 and 3 samples
+    assert session_of_sample(offsets).tolist() == [0, 0, 1, 2, 2, 2]
+    ranks = np.array([1, 2, 30, 4, 1, 21])
+    np.testing.assert_allclose(per_session(ranks, session_of_sample(offsets), 3, "mrr"), [1.5, 0.0, 1.25])
+    np.testing.assert_allclose(per_session(ranks, session_of_sample(offsets), 3, "p"), [2, 0, 2])
+    with pytest.raises(ValueError, match="test split"):
+        per_session(ranks[:4], session_of_sample(offsets), 3, "mrr")
+
+
+def test_identical_runs_match_and_a_better_run_beats():
+    rng = np.random.default_rng(0)
+    offsets = _split()
+    n = offsets[-1] - len(offsets) + 1
+    ref = [rng.integers(1, 40, n) for _ in range(2)]
+    same = paired_ratio(ref, ref, offsets)
+    assert same.ratio == 1.0 and same.lo == 1.0 and same.hi == 1.0 and same.verdict == "matches"
+    better = [np.maximum(r // 2, 1) for r in ref]  # every rank halved
+    iv = paired_ratio(better, ref, offsets)
+    assert iv.lo > 1 and iv.verdict == "beats" and iv.lo < iv.ratio < iv.hi
+    worse = paired_ratio(ref, better, offsets)
+    assert worse.verdict == "trails"
+    # the same mean, but each session either gains or loses a lot: too spread out to tell
+    two = np.full(n, 2)
+    half = np.where(session_of_sample(offsets) % 2 == 0, 1, 100)
+    noisy = paired_ratio([half], [two], offsets)
+    assert noisy.ratio == pytest.approx(1.0) and noisy.verdict == "inconclusive" and noisy.lo < 0.97 < 1.03 < noisy.hi
+    with pytest.raises(ValueError, match="seeds must match"):
+        paired_ratio(ref, ref[:1] * 3, offsets)
+    one = paired_ratio(better, ref[:1], offsets)  # a one-run reference (a baseline) pairs with every seed
+    assert one.seeds == 2
+
+
+def test_sessions_not_predictions_are_resampled():
+    # one session holds every hit: resampling sessions gives a wide interval, which it would not if each
+    # prediction were an independent draw
+    offsets = np.array([0, 101] + list(range(103, 103 + 2 * 99, 2)))
+    n = offsets[-1] - len(offsets) + 1
+    ref = np.full(n, 50)
+    var = ref.copy()
+    var[:100] = 1  # session 0's 100 predictions
+    ref[100:] = 1
+    iv = paired_ratio([var], [ref], offsets)
+    assert iv.ratio == pytest.approx(100 / 99)
+    assert iv.lo < 0.2 and iv.hi > 1.5  # the replicates that miss session 0, or draw it twice
+
+
+# -- claims: each rule from both sides --------------------------------------------------
+
+
+def _scaling(ms_by_n):
+    return pd.DataFrame([{"n_items": n, "loss": "ce", "optimizer": "dense", "median_ms": t} for n, t in ms_by_n])
+
+
+def test_claim_I_flips_with_the_slope_and_refuses_two_points():
+    linear = claims.cost_grows(_scaling([(1e3, 1.0), (1e4, 10.0), (1e5, 100.0)]))
+    flat = claims.cost_grows(_scaling([(1e3, 5.0), (1e4, 5.1), (1e5, 5.0)]))
+    two = claims.cost_grows(_scaling([(1e3, 1.0), (1e4, 10.0)]))
+    assert linear.verdict == "grows about linearly" and "grows about linearly" in linear.sentence and "1.00" in linear.sentence
+    assert flat.verdict == "does not grow" and "does not grow" in flat.sentence
+    assert two.verdict == "too small to tell" and "too small to tell" in two.sentence
+    assert linear.sentence != flat.sentence
+
+
+def test_claim_II_speed_flips():
+    fast = claims.scalable_faster(pd.DataFrame({"speedup": [1.5, 3.0]}), "the MeLi-like data")
+    slow = claims.scalable_faster(pd.DataFrame({"speedup": [0.2, 0.8]}), "the MeLi-like data")
+    mixed = claims.scalable_faster(pd.DataFrame({"speedup": [0.5, 2.0]}), "the MeLi-like data")
+    assert (fast.verdict, slow.verdict, mixed.verdict) == ("faster", "slower", "mixed")
+    assert "faster than" in fast.sentence and "slower than" in slow.sentence and "not uniformly" in mixed.sentence
+    assert "1.50-3.00" in fast.sentence
+    assert claims.scalable_faster(pd.DataFrame({"speedup": []}), "x").verdict == "not measured"
+
+
+def _iv(*verdicts, ratio=1.0):
+    return pd.DataFrame({"mrr_verdict": list(verdicts), "mrr_ratio": [ratio] * len(verdicts),
+                         "mrr_lo": [ratio] * len(verdicts), "mrr_hi": [ratio] * len(verdicts)})
+
+
+def test_claim_II_accuracy_flips():
+    assert claims.keeps_accuracy(_iv("beats", "matches"), "real data").verdict == "holds"
+    assert claims.keeps_accuracy(_iv("trails", "trails"), "real data").verdict == "fails"
+    part = claims.keeps_accuracy(_iv("beats", "trails"), "real data")
+    assert part.verdict == "partly" and "1 beats, 1 trails" in part.sentence
+    assert claims.keeps_accuracy(_iv("inconclusive", "matches"), "real data").verdict == "inconclusive"
+    assert claims.keeps_accuracy(_iv(), "real data").verdict == "not measured"
+    assert "kept" in claims.keeps_accuracy(_iv("matches"), "x").sentence
+    assert "fell short" in claims.keeps_accuracy(_iv("trails"), "x").sentence
+
+
+def test_claim_III_flips():
+    assert claims.l2_alone(_iv("matches"), _iv("beats"), "x").verdict == "holds"
+    fails = claims.l2_alone(_iv("beats", ratio=1.3), _iv("matches", "trails"), "x")
+    assert fails.verdict == "fails" and "L2 alone accounts" in fails.sentence
+    part = claims.l2_alone(_iv("beats"), _iv("beats", "trails"), "x")
+    assert part.verdict == "holds in part" and "1 of 2" in part.sentence
+    assert claims.l2_alone(_iv("inconclusive"), _iv("trails"), "x").verdict == "inconclusive"
+    assert claims.l2_alone(_iv(), _iv(), "x").verdict == "not measured"
+
+
+def test_claim_vsknn_flips():
+    assert claims.against_vsknn(_iv("beats", "beats"), "x").verdict == "all beat"
+    none = claims.against_vsknn(_iv("trails", "inconclusive"), "x")
+    assert none.verdict == "none beat" and "no neural model" in none.sentence
+    some = claims.against_vsknn(_iv("beats", "trails"), "x")
+    assert some.verdict == "some beat" and "1 of 2" in some.sentence
