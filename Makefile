@@ -40,6 +40,8 @@ unit: $(STAMP) chromium
 # which runs exist, settled verdict words); trained metrics are compared with
 # notebooks/reference/*.json within a stated tolerance by
 # srs_core.publish.reference.check_metrics, never as printed digits.
+# They run in the book's order (srs_core.publish.book --list), since the figures
+# read what the diagnosis chose.
 # The committed outputs include the real yoochoose-100k dev sample, so where
 # ../shared/data is absent nbval is skipped with a note; the same notebooks
 # then still run without it in tests/test_user_path.py.
@@ -47,7 +49,7 @@ REAL_DEV := ../shared/data/yoochoose-100k-dev/yoochoose-clicks.dat
 nbval: $(STAMP)
 	@if [ -f "$(REAL_DEV)" ]; then \
 	  rm -rf _build/work/ci && \
-	  $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks -q; \
+	  $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $$($(BIN)/python -m srs_core.publish.book --list) -q; \
 	else \
 	  echo "nbval skipped: $(REAL_DEV) is absent, and the committed notebook outputs were made with it"; \
 	fi

@@ -32,13 +32,17 @@ import pandas as pd
 
 from srs_core.bench import loglog_slope
 
-#: The least spread of catalogue sizes, and number of sizes, from which a slope is read.
-MIN_SIZES, MIN_SPAN = 3, 100.0
-#: Log-log slopes of time over catalogue size: at least ``GROWS`` "grows",
-#: at least ``LINEAR`` "grows about linearly", below ``FLAT`` "does not grow".
-FLAT, GROWS, LINEAR = 0.1, 0.3, 0.7
-#: Speed-ups: every one at least ``FASTER`` is "faster", every one at most ``SLOWER`` is "slower".
-FASTER, SLOWER = 1.1, 0.9
+# Claim I reads a slope only from at least MIN_SIZES catalogue sizes spanning MIN_SPAN x.
+MIN_SIZES = 3
+MIN_SPAN = 100.0
+# Log-log slopes of step time over catalogue size: from GROWS "grows", from
+# LINEAR "grows about linearly", below FLAT "does not grow".
+FLAT = 0.1
+GROWS = 0.3
+LINEAR = 0.7
+# Speed-ups: every one at least FASTER is "faster", every one at most SLOWER is "slower".
+FASTER = 1.1
+SLOWER = 0.9
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,8 @@ def _range(values) -> str:
 def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense") -> Claim:
     """I. From the scaling benchmark (``n_items``, ``loss``, ``optimizer``,
     ``median_ms``): the log-log slope of ``loss``'s step time over the
-    catalogue size, read only from at least :data:`MIN_SIZES` sizes spanning
-    :data:`MIN_SPAN` x (else "too small to tell")."""
+    catalogue size, read only from at least ``MIN_SIZES`` sizes spanning
+    ``MIN_SPAN`` x (else "too small to tell")."""
     rows = scaling[(scaling.loss == loss) & (scaling.optimizer == optimizer)].sort_values("n_items")
     n, t = rows.n_items.to_numpy(float), rows.median_ms.to_numpy(float)
     numbers = {"sizes": len(n), "n_min": float(n.min()) if len(n) else math.nan,
@@ -97,8 +101,8 @@ def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense"
 def scalable_faster(speedups: pd.DataFrame, where: str) -> Claim:
     """II-speed. ``speedups`` has one row per model x loss with ``speedup``
     (cross-entropy's time over the loss's, on the largest catalogue
-    ``where``): "faster" when every speed-up is at least :data:`FASTER`,
-    "slower" when every one is at most :data:`SLOWER`, else "mixed"."""
+    ``where``): "faster" when every speed-up is at least ``FASTER``,
+    "slower" when every one is at most ``SLOWER``, else "mixed"."""
     s = speedups.speedup.to_numpy(float)
     s = s[np.isfinite(s)]
     numbers = {"n": len(s), "min": float(s.min()) if len(s) else math.nan, "max": float(s.max()) if len(s) else math.nan}

@@ -1,6 +1,6 @@
-"""Why a scalable loss trails cross-entropy, and the verdict rule (book Chapter 5-6).
+"""Why a scalable loss trails cross-entropy (book Chapter 5-6).
 
-Three pieces the notebooks share:
+The pieces the notebooks share:
 
 * :func:`diagnosis_grid`: the runs that take each sampled loss apart one
   factor at a time around the dissertation's setting (L2 on, uniform
@@ -8,12 +8,14 @@ Three pieces the notebooks share:
   k = 1000; plus cross-entropy with and without L2, and the extensions
   (score scale, popularity or mixed sampling) given by the caller.
 * :func:`variant` names a run by what differs from that setting.
-* :func:`verdict` turns a ratio of means and the seeds' spread into
-  "matches", "trails" or "beats" by the rule stated in the book.
+* :func:`compare` sets each variant's means over seeds beside the
+  reference's (the verdicts come from paired intervals,
+  :func:`srs_core.experiments.paired_intervals`);
+* :func:`chosen_on_validation` picks each loss's setting on the validation
+  split, the protocol of the book.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -26,10 +28,6 @@ DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scal
 #: k above which ns and triplet draw negatives shared by the batch in the grid:
 #: per-sample k = 1000 looks up ten times the rows of k = 100.
 PER_SAMPLE_MAX_K = 100
-#: "matches" when the ratio of means lies within 1 -/+ this band (and the seeds' ranges overlap).
-MATCH_BAND = 0.03
-#: The ratios at which :func:`verdict`'s word can change.
-THRESHOLDS = (1.0 - MATCH_BAND, 1.0, 1.0 + MATCH_BAND)
 
 
 def dissertation_setting(base: list[TrainConfig], losses: list[str], optimizer: str) -> list[TrainConfig]:
@@ -107,28 +105,13 @@ def is_extension(config: dict) -> bool:
             or config.get("sampling") == "mixed")
 
 
-def verdict(ratio: float, lo_a: float, hi_a: float, lo_b: float, hi_b: float, band: float = MATCH_BAND) -> str:
-    """The word for "a against b" from the ratio of their means and the
-    ranges [lo, hi] of each over seeds.
-
-    * ``matches``: the ratio lies within ``1 +/- band`` and the two ranges
-      overlap (with one seed a range is a point, so only the band counts);
-    * ``beats`` / ``trails``: otherwise, by the side of 1 the ratio is on.
-    """
-    if not math.isfinite(ratio):
-        return "n/a"
-    overlap = lo_a <= hi_b and lo_b <= hi_a
-    single = lo_a == hi_a and lo_b == hi_b
-    if abs(ratio - 1.0) <= band and (overlap or single):
-        return "matches"
-    return "beats" if ratio > 1.0 else "trails"
-
-
-def compare(runs: pd.DataFrame, reference: str = "ce", metrics: tuple[str, ...] = ("mrr_at_20", "p_at_20"),
+def compare(runs: pd.DataFrame, reference: str = "ce",
+            metrics: tuple[str, ...] = ("mrr_at_20", "p_at_20", "valid_mrr_at_20"),
             group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
     """One row per ``group`` x ``variant``: for each metric its mean and sd
-    over seeds, the ratio of its mean to the ``reference`` variant's mean in
-    the same group, and the verdict; plus the number of seeds."""
+    over seeds (NaN sd for one seed: a spread needs two) and the ratio of its
+    mean to the ``reference`` variant's mean in the same group; plus the
+    number of seeds."""
     group = list(group)
     rows = []
     for keys, g in runs.groupby(group + ["variant"], sort=False):
@@ -137,16 +120,23 @@ def compare(runs: pd.DataFrame, reference: str = "ce", metrics: tuple[str, ...] 
                        & (runs.variant == reference)]
         row = {**keys, "seeds": len(g)}
         for m in metrics:
-            row[f"{m}_mean"], row[f"{m}_sd"] = g[m].mean(), g[m].std(ddof=1) if len(g) > 1 else 0.0
-            if len(ref):
-                ratio = g[m].mean() / ref[m].mean()
-                row[f"{m}_ratio"] = ratio
-                row[f"{m}_verdict"] = verdict(ratio, g[m].min(), g[m].max(), ref[m].min(), ref[m].max())
-            else:
-                row[f"{m}_ratio"], row[f"{m}_verdict"] = float("nan"), "n/a"
+            row[f"{m}_mean"], row[f"{m}_sd"] = g[m].mean(), g[m].std(ddof=1) if len(g) > 1 else float("nan")
+            row[f"{m}_ratio"] = g[m].mean() / ref[m].mean() if len(ref) else float("nan")
         rows.append(row)
-    columns = group + ["variant", "seeds"] + [f"{m}_{part}" for m in metrics for part in ("mean", "sd", "ratio", "verdict")]
+    columns = group + ["variant", "seeds"] + [f"{m}_{part}" for m in metrics for part in ("mean", "sd", "ratio")]
     return pd.DataFrame(rows, columns=columns)  # the same columns when there is no run at all
+
+
+def chosen_on_validation(table: pd.DataFrame, group: tuple[str, ...] = ("dataset", "model", "loss")) -> pd.DataFrame:
+    """The row of :func:`compare`'s ``table`` (with a ``loss`` column) that
+    has the best mean validation MRR@20 in each ``group``: each loss's
+    setting chosen on the validation split. Its test columns are then what the
+    book reports; rows without a validation metric are never chosen."""
+    rows = table[table.valid_mrr_at_20_mean.notna()]
+    if not len(rows):
+        return rows.iloc[0:0]
+    top = rows.sort_values("valid_mrr_at_20_mean", ascending=False, kind="stable")
+    return top.groupby(list(group), sort=True).head(1).sort_values(list(group)).reset_index(drop=True)
 
 
 def ns_loss_floor(score_scale: float) -> float:

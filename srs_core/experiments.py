@@ -264,6 +264,29 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
     return pd.DataFrame(rows, columns=columns)
 
 
+def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
+                 group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
+    """:func:`srs_core.diagnosis.compare` (means, spreads and ratios over
+    seeds) with the paired intervals and verdicts of :func:`paired_intervals`
+    beside them, and each variant's ``loss``, ``extension`` flag and mean
+    epochs run."""
+    from srs_core.diagnosis import compare
+
+    means = compare(runs, reference=reference, group=group)
+    intervals = paired_intervals(work_dir, runs, reference=reference, group=group).drop(columns="seeds")
+    info = runs.groupby(list(group) + ["variant"], as_index=False, sort=False).agg(
+        loss=("loss", "first"), extension=("extension", "first"), epochs_run=("epochs_run", "mean"))
+    return means.merge(intervals, how="left", on=list(group) + ["variant"]).merge(info, how="left",
+                                                                                  on=list(group) + ["variant"])
+
+
+def interval_text(ratio: float, lo: float, hi: float) -> str:
+    """``"0.97 (0.93-1.01)"``: a ratio and its 95% interval for a table, "–" when not measured."""
+    from srs_core.stats import Interval
+
+    return Interval(ratio, lo, hi, 0, 0).text()
+
+
 def summarise(records: list[dict]) -> pd.DataFrame:
     """One tidy row per run: what was trained, its best epoch, its speed."""
     rows = []

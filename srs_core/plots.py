@@ -14,15 +14,26 @@ def _label(df: pd.DataFrame, col: str) -> pd.Series:
     return df[col].map(lambda v: LABELS.get(v, v))
 
 
-def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str) -> plt.Figure:
+#: Line styles of the baselines' reference marks (cycled).
+FLOOR_STYLES = ["--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+
+
+def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str, floors: pd.DataFrame | None = None) -> plt.Figure:
     """Two panels, as in the dissertation's Figures 8-10: (a) MRR@20, (b)
     training seconds per epoch. Bars are means over seeds; the black lines
-    are one standard deviation when there are several seeds; dots are runs."""
+    are one standard deviation when there are several seeds.
+
+    ``floors`` (baseline rows: ``model`` names the baseline) are drawn in (a)
+    as reference marks, one dashed segment per baseline across each group of
+    bars, not as bars: over the group of their own ``x`` value where the
+    floors have that column (``x="dataset"``), else across every group."""
     d = df.copy()
     d[hue], d[x] = _label(d, hue), _label(d, x)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     sns.barplot(d, x=x, y="mrr_at_20", hue=hue, errorbar="sd", ax=axes[0], err_kws={"linewidth": 1.2}, capsize=0.1)
     axes[0].set(ylabel="MRR@20", xlabel="", title="(a) recommendation quality")
+    if floors is not None and len(floors):
+        _floor_marks(axes[0], floors, x)
     timed = d.dropna(subset=["epoch_seconds"])
     sns.barplot(timed, x=x, y="epoch_seconds", hue=hue, errorbar="sd", ax=axes[1], capsize=0.1,
                 err_kws={"linewidth": 1.2}, legend=False)
@@ -32,6 +43,25 @@ def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str) -> plt.F
     _legend_below(fig, axes[0])
     fig.suptitle(title)
     return fig
+
+
+def _floor_marks(ax: plt.Axes, floors: pd.DataFrame, x: str) -> None:
+    """One black segment per baseline over each group of bars, with its own line style."""
+    groups = [t.get_text() for t in ax.get_xticklabels()]
+    names = list(dict.fromkeys(floors.model))
+    for style, name in zip(FLOOR_STYLES * (len(names) // len(FLOOR_STYLES) + 1), names):
+        rows = floors[floors.model == name]
+        for i, group in enumerate(groups):
+            if x in rows.columns:
+                here = rows[_label(rows, x) == group]
+            else:
+                here = rows
+            if len(here):
+                ax.hlines(float(here.mrr_at_20.mean()), i - 0.45, i + 0.45, colors="black", linestyles=style,
+                          linewidth=1.3, label=f"{LABELS.get(name, name)} (baseline)" if i == 0 or x in rows.columns else None)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys())
 
 
 def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:

@@ -30,6 +30,8 @@ MATCH_BAND = 0.03
 N_BOOT = 1000
 LEVEL = 0.95
 VERDICTS = ("beats", "trails", "matches", "inconclusive")
+#: The interval ends at which :func:`interval_verdict`'s word can change.
+THRESHOLDS = (1.0 - MATCH_BAND, 1.0, 1.0 + MATCH_BAND)
 
 
 def session_of_sample(offsets: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from srs_core.diagnosis import THRESHOLDS
+from srs_core.stats import THRESHOLDS
 from srs_core.publish import reference as ref
 
 

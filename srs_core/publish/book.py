@@ -28,6 +28,8 @@ import yaml
 from srs_core.publish.assets import vendor_mathjax
 
 ROOT = Path(__file__).resolve().parents[2]
+# The notebooks in the order they run: each reads what the ones before it
+# stored (the figures read the diagnosis's choices, so 06 runs before 05).
 NOTEBOOKS = [
     "basics-loss-cost",
     "00-data",
@@ -143,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
                     "--set 'raw_paths={yoochoose-100k: /elsewhere/yoochoose-clicks.dat}'")
     ap.add_argument("--src", type=Path, help="where the executed notebooks and the book go "
                     "(default: _build/<profile>/src)")
+    ap.add_argument("--list", action="store_true", help="print the notebooks' paths in the order they run (the "
+                    "figures read the diagnosis), and exit; `make nbval` runs them in this order")
     args = ap.parse_args(argv)
+    if args.list:
+        print(" ".join(f"notebooks/{name}.ipynb" for name in NOTEBOOKS))
+        return 0
     overrides = parse_overrides(args.set)
     unknown = sorted(set(overrides) - set(load_profile(args.profile)))
     if unknown:
