@@ -242,6 +242,14 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
 
     group = list(group)
     refs = runs if reference_runs is None else reference_runs
+    ranks, offsets_of = {}, {}  # each run's ranks and each dataset's offsets, read once per call
+
+    def ranks_by_seed(frame: pd.DataFrame) -> list:
+        for h in frame.config_hash:
+            if h not in ranks:
+                ranks[h] = ranks_of(work_dir, h)
+        return [ranks[h] for h in frame.sort_values("seed").config_hash]
+
     rows = []
     for keys, g in runs.groupby(group + ["variant"], sort=False):
         keys = dict(zip(group + ["variant"], keys))
@@ -251,10 +259,11 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
         if len(ref) > 1:  # seeds matched: keep the seeds both sides have
             common = sorted(set(g.seed) & set(ref.seed))
             g, ref = g[g.seed.isin(common)], ref[ref.seed.isin(common)]
-        a = [ranks_of(work_dir, h) for h in g.sort_values("seed").config_hash]
-        b = [ranks_of(work_dir, h) for h in ref.sort_values("seed").config_hash]
+        a, b = ranks_by_seed(g), ranks_by_seed(ref)
         ok = len(a) and len(b) and all(r is not None for r in a + b)
-        offsets = ProcessedDataset.load(dataset_dir(work_dir, keys["dataset"])).test.offsets if ok else None
+        if ok and keys["dataset"] not in offsets_of:
+            offsets_of[keys["dataset"]] = ProcessedDataset.load(dataset_dir(work_dir, keys["dataset"])).test.offsets
+        offsets = offsets_of.get(keys["dataset"]) if ok else None
         row = {**keys, "seeds": len(a)}
         for m in metrics:
             iv = paired_ratio(a, b, offsets, metric=m) if ok else NOT_MEASURED

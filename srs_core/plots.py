@@ -52,15 +52,12 @@ def _floor_marks(ax: plt.Axes, floors: pd.DataFrame, x: str) -> None:
     for style, name in zip(FLOOR_STYLES * (len(names) // len(FLOOR_STYLES) + 1), names):
         rows = floors[floors.model == name]
         for i, group in enumerate(groups):
-            if x in rows.columns:
-                here = rows[_label(rows, x) == group]
-            else:
-                here = rows
+            here = rows[_label(rows, x) == group] if x in rows.columns else rows
             if len(here):
                 ax.hlines(float(here.mrr_at_20.mean()), i - 0.45, i + 0.45, colors="black", linestyles=style,
-                          linewidth=1.3, label=f"{LABELS.get(name, name)} (baseline)" if i == 0 or x in rows.columns else None)
+                          linewidth=1.3, label=f"{LABELS.get(name, name)} (baseline)")
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles))  # one entry per baseline
     ax.legend(unique.values(), unique.keys())
 
 

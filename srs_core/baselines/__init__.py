@@ -37,9 +37,8 @@ the protocol the neural models follow.
 """
 from __future__ import annotations
 
-import itertools
-
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 

@@ -67,6 +67,7 @@ SECONDS_PER_DAY = 86_400.0
 #: no sensible default, so it must be given.
 DEFAULT_TEST_DAYS: dict[str, float | None] = {"yoochoose": 1, "diginetica": 7, "meli2020": 7, "tsv": None}
 
+
 def default_valid_days(test_days: float) -> float:
     """``valid_days`` used when none is given: as many days as the test split
     (session-rec and the official GRU4Rec code cut their validation day from
@@ -354,13 +355,13 @@ def preprocess_events(
     vocab[codes[in_train]] = True
     mask = in_train | vocab[codes]
     keep(mask)
-    in_train, ev_split = in_train[mask], ev_split[mask]
+    ev_split = ev_split[mask]
     held = "test" if valid_threshold is None else "test and validation"
     record(5, f"drop {held} events of items not in train")
     # 6. drop test (and validation) sessions with fewer than 2 events
-    mask = in_train | (_lengths(sid, n_sessions)[sid] >= 2)
+    mask = (ev_split == 1) | (_lengths(sid, n_sessions)[sid] >= 2)
     keep(mask)
-    in_train, ev_split = in_train[mask], ev_split[mask]
+    ev_split = ev_split[mask]
     record(6, f"drop {held} sessions with < 2 events")
     if np.count_nonzero(ev_split == 2) == 0:
         raise empty("step 6 (test sessions need 2+ events of train items)",

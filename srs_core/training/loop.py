@@ -54,7 +54,7 @@ from srs_core.results import RANKS, ResultsStore, atomic_write_json, atomic_writ
 
 from . import distributed
 from .checkpoint import CHECKPOINT, load_optimizer_state, read_checkpoint, restore_rng, save_checkpoint
-from .config import TrainConfig, run_key
+from .config import SELECT_MODES, TrainConfig, run_key
 from .distributed import Dist
 from .evaluate import evaluate
 from .graph import GraphedTrainStep, use_graph
@@ -64,7 +64,7 @@ from .step import TrainStep
 
 
 def _selection_key(on: str) -> str:
-    if on not in ("valid", "test"):
+    if on not in SELECT_MODES:
         raise ValueError(f"the epoch is selected on 'valid' or 'test', not {on!r}")
     return "valid_mrr_at_20" if on == "valid" else "mrr_at_20"
 
