@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def _baseline_params(name: str, pairs: list[str], defaults: dict) -> dict:
             except ValueError:
                 raise ValueError(f"--param {pair!r}: {key} takes a {kind.__name__}") from None
     return out
+
+
+_STOPPED_BY = ["Ctrl-C"]
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM handler for `srs train`: stop as Ctrl-C does, keeping the checkpoint."""
+    _STOPPED_BY[0] = "SIGTERM"
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,12 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             from srs_core.training import TrainConfig, fit
 
             cfg = TrainConfig.from_args(args)
+            before = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop ends like Ctrl-C
             try:
                 rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
             except KeyboardInterrupt:
-                print(f"srs train: interrupted. {args.output} keeps the checkpoint of the last finished epoch; run the "
-                      "same command again to resume from it.", file=sys.stderr)
+                print(f"srs train: interrupted ({_STOPPED_BY[0]}). {args.output} keeps the checkpoint of the last "
+                      "finished epoch; run the same command again to resume from it.", file=sys.stderr)
                 return 130
+            finally:
+                signal.signal(signal.SIGTERM, before)
             if environ.get("RANK", "0") != "0":
                 return 0  # under torchrun, rank 0 reports
             for e in rec["epochs"]:

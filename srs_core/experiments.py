@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
+from srs_core.data.integrity import DatasetError
 from srs_core.diagnosis import is_extension, variant
 from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
 from srs_core.training import TrainConfig, dataset_fingerprint, run_in_store, run_key
@@ -79,7 +80,10 @@ def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int 
               "scale": None if raw_path else scale, "seed": None if raw_path else seed}
     recipe_file = out / "recipe.json"
     if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
-        return ProcessedDataset.load(out)
+        try:
+            return ProcessedDataset.load(out)
+        except DatasetError as exc:
+            print(f"{name}: rebuilding the damaged dataset ({exc})")
     if out.exists():
         import shutil
 

@@ -7,6 +7,7 @@ many runs can be re-executed after a crash and only redoes what is missing.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,7 +21,8 @@ RANKS = "ranks.npy"  # a run's test ranks at its chosen epoch, beside its record
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file,
-    never a half-written one (temporary file in the same folder, then rename)."""
+    never a half-written one (temporary file in the same folder, then rename).
+    A full disk raises an ``OSError`` that names the file and keeps the old one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,11 +32,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+            raise OSError(exc.errno, f"{path}: no space left on the device while writing it; {kept}. Free some "
+                          "space and run the same command again") from None
         raise
 
 

@@ -264,6 +264,7 @@ def test_recommended_configuration_learns_on_the_real_dev_data(tmp_path):
     on the validation day (measured: about 0.15 above it)."""
     from srs_core.baselines import evaluate_baseline
     from srs_core.data.dataset import ProcessedDataset
+    from srs_core.data.integrity import save_dataset
     from srs_core.data.preprocess import preprocess_file
 
     full = Path(preprocess_file("yoochoose", DEV, tmp_path / "yc", test_days=1, quiet=True))
@@ -271,10 +272,11 @@ def test_recommended_configuration_learns_on_the_real_dev_data(tmp_path):
     keep = 8000
     end = int(ds.train.offsets[keep])
     data = tmp_path / "yc-slice"  # the first 8,000 training sessions, the whole validation day
-    shutil.copytree(full, data, ignore=shutil.ignore_patterns("train_*.npy"))
-    np.save(data / "train_items.npy", np.array(ds.train.items[:end]))
-    np.save(data / "train_offsets.npy", np.array(ds.train.offsets[:keep + 1]))
-    np.save(data / "train_times.npy", np.array(ds.train.times[:keep]))
+    train = (np.array(ds.train.items[:end]), np.array(ds.train.offsets[:keep + 1]), np.array(ds.train.times[:keep]))
+    splits = {"train": train, "test": (ds.test.items, ds.test.offsets, ds.test.times),
+              "valid": (ds.valid.items, ds.valid.offsets, ds.valid.times)}
+    stats = {**ds.stats, "n_train_sessions": keep, "n_train_samples": end - keep}
+    save_dataset(data, splits, (full / "item_ids.txt").read_text().split(), stats, ds.meta)
     popularity = evaluate_baseline("popularity", ProcessedDataset.load(data))["mrr_at_20"]
     torch.set_num_threads(2)
     rec = fit(TrainConfig(data=str(data), model="stamp", loss="ns", optimizer="sparse_fast", l2=True, score_scale=5.0,

@@ -75,3 +75,39 @@ def test_a_truncated_checkpoint_gets_one_clear_line(toy, tmp_path):
     (run / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes()[:50])
     with pytest.raises(ValueError, match=r"checkpoint.pt: the checkpoint cannot be read .*delete it.*--force"):
         fit(cfg(toy, epochs=2), run, quiet=True)
+
+
+def _disk_full(monkeypatch):
+    import errno
+
+    from srs_core import results
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fsync", fsync)
+
+
+def test_a_full_disk_keeps_the_previous_file_and_says_so(tmp_path, monkeypatch):
+    from srs_core.results import atomic_write_json
+
+    atomic_write_json(tmp_path / "result.json", {"epoch": 1})
+    before = (tmp_path / "result.json").read_bytes()
+    _disk_full(monkeypatch)
+    with pytest.raises(OSError, match=r"result.json: no space left on the device while writing it; the previous "
+                                      r"result.json is unchanged\. Free some space"):
+        atomic_write_json(tmp_path / "result.json", {"epoch": 2})
+    assert (tmp_path / "result.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no temporary file left
+
+
+def test_srs_train_on_a_full_disk_prints_one_line(toy, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "run")
+    args = ["train", "--data", str(toy), "--model", "stamp", "--epochs", "1", "--output", out, "--quiet"]
+    assert cli_main(args) == 0  # a finished run on disk
+    before = (tmp_path / "run" / "result.json").read_bytes()
+    _disk_full(monkeypatch)
+    assert cli_main(args + ["--force"]) == 2  # training it again cannot write its first record
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "srs train: error:" in err and "no space left" in err and "Traceback" not in err
+    assert (tmp_path / "run" / "result.json").read_bytes() == before

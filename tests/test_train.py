@@ -10,6 +10,7 @@ import torch
 from srs_core.training import loop as train_mod
 from srs_core.cli import main as cli_main
 from srs_core.data.dataset import ProcessedDataset
+from srs_core.data.integrity import save_dataset
 from srs_core.metrics import metrics_from_ranks, ranks_from_scores
 from srs_core.results import ResultsStore, atomic_write_json, read_record
 from srs_core.scoring import prepare_session
@@ -33,18 +34,15 @@ def write_dataset(path: Path, n_items: int = 60, n_train: int = 300, n_test: int
             out.append(s)
         return out
 
-    path.mkdir(parents=True)
-    stats = {}
+    stats, splits = {}, {}
     for split, n in (("train", n_train), ("test", n_test)) + ((("valid", n_valid),) if n_valid else ()):
         ss = sessions(n)
-        np.save(path / f"{split}_items.npy", np.concatenate(ss).astype(np.int32))
-        np.save(path / f"{split}_offsets.npy", np.concatenate([[0], np.cumsum([len(s) for s in ss])]).astype(np.int64))
-        np.save(path / f"{split}_times.npy", np.arange(n, dtype=np.float64))
+        splits[split] = (np.concatenate(ss), np.concatenate([[0], np.cumsum([len(s) for s in ss])]), np.arange(n))
         stats[f"n_{split}_sessions"] = n
         stats[f"n_{split}_samples"] = int(sum(len(s) - 1 for s in ss))
     stats["n_items"] = n_items
     stats["avg_train_session_length"] = 0.0
-    (path / "stats.json").write_text(json.dumps(stats))
+    save_dataset(path, splits, range(1, n_items + 1), stats, {"dataset": "toy"})
     return path
 
 

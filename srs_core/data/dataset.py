@@ -9,7 +9,8 @@ period, ``valid``:
 ``{split}_times.npy``    float64, each session's time (its last event, Unix seconds)
 
 plus ``stats.json`` (the dissertation's Table 3 statistics), ``meta.json``
-(source file, its size and sha256, parameters, library version) and
+(source file, its size and sha256, parameters, the command that made it, a
+sha256 of the arrays, library version) and
 ``item_ids.txt`` (the raw id of item 1..N, one per line).
 
 Sessions are stored once; the augmented samples (dissertation Section 4.5.4,
@@ -19,13 +20,14 @@ Arrays are memory-mapped, so loading a MeLi-sized dataset is instant.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from .integrity import read_dataset
 
 SPLITS = ("train", "test")  # always present
 OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
@@ -159,26 +161,18 @@ class ProcessedDataset:
 
     @classmethod
     def load(cls, path: str | Path) -> "ProcessedDataset":
+        """Open a processed dataset directory after checking it (see
+        :func:`srs_core.data.integrity.read_dataset`); a damaged one raises
+        :class:`~srs_core.data.integrity.DatasetError` naming the file and the fix."""
         path = Path(path)
-        stats_file = path / "stats.json"
-        if not stats_file.is_file():
-            raise FileNotFoundError(
-                f"{path} is not a processed dataset (no stats.json). "
-                "Create one with `srs preprocess` or `srs synth`."
-            )
-        stats = json.loads(stats_file.read_text())
-        meta_file = path / "meta.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        splits = {}
-        for name in SPLITS + OPTIONAL_SPLITS:
-            if name in OPTIONAL_SPLITS and not (path / f"{name}_items.npy").is_file():
-                continue
-            splits[name] = Split(
-                items=np.load(path / f"{name}_items.npy", mmap_mode="r"),
-                offsets=np.load(path / f"{name}_offsets.npy"),
-                times=np.load(path / f"{name}_times.npy", mmap_mode="r"),
-            )
+        stats, meta, arrays = read_dataset(path, OPTIONAL_SPLITS)
+        splits = {name: Split(*a) for name, a in arrays.items()}
         return cls(path, int(stats["n_items"]), splits["train"], splits["test"], stats, meta, splits.get("valid"))
+
+    @property
+    def content_sha256(self) -> str:
+        """sha256 of the arrays' bytes, checked against meta.json when loaded."""
+        return self.meta["content_sha256"]
 
     def item_counts(self) -> np.ndarray:
         """Training frequency of every id 0..N (index 0, padding, stays 0)."""

@@ -42,9 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -56,6 +54,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .dataset import Split
+from .integrity import save_dataset
 from .readers import EVENT_COLUMNS, get_reader
 
 FORMAT_VERSION = 1
@@ -407,27 +406,14 @@ def file_fingerprint(path: str | Path) -> dict:
     return {"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def _is_processed_dir(path: Path) -> bool:
-    return (path / "stats.json").is_file() or (path / "meta.json").is_file()
-
-
 def write_processed(result: PreprocessResult, output_dir: str | Path, meta: dict | None = None) -> Path:
-    """Write ``result`` as a processed dataset directory, atomically.
+    """Write ``result`` as a processed dataset directory, atomically (see
+    :func:`srs_core.data.integrity.save_dataset`).
 
-    Files go to a temporary directory next to ``output_dir``, which is then
-    renamed into place, so a failure leaves nothing half-written. An existing
-    processed dataset at ``output_dir`` is replaced; any other existing,
-    non-empty path is refused. ``meta`` (e.g. the source file's fingerprint)
-    is merged into ``meta.json`` next to the parameters, the split threshold,
-    the per-step trace and the library version.
+    ``meta`` (the source file's fingerprint, the command that made it) is
+    merged into ``meta.json`` next to the parameters, the split threshold,
+    the per-step trace, the library version and the arrays' sha256.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not (output_dir.is_dir() and (_is_processed_dir(output_dir)
-                                                             or not any(output_dir.iterdir()))):
-        raise FileExistsError(
-            f"{output_dir} exists and is not a processed dataset; choose another --output or remove it."
-        )
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
     full_meta = {
         **(meta or {}),
         "format_version": FORMAT_VERSION,
@@ -441,33 +427,20 @@ def write_processed(result: PreprocessResult, output_dir: str | Path, meta: dict
         "item_id_order": "sorted raw item id",
         "trace": result.trace,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
-    try:
-        os.chmod(tmp, 0o755)
-        for name, split in result.splits():
-            np.save(tmp / f"{name}_items.npy", np.ascontiguousarray(split.items, dtype=np.int32))
-            np.save(tmp / f"{name}_offsets.npy", np.ascontiguousarray(split.offsets, dtype=np.int64))
-            np.save(tmp / f"{name}_times.npy", np.ascontiguousarray(split.times, dtype=np.float64))
-        with open(tmp / "item_ids.txt", "w", encoding="utf-8") as fh:
-            fh.write("\n".join(map(str, result.item_ids.tolist())))
-            fh.write("\n")
-        (tmp / "stats.json").write_text(json.dumps(result.stats, indent=2) + "\n")
-        (tmp / "meta.json").write_text(json.dumps(full_meta, indent=2, sort_keys=True, default=str) + "\n")
-        if output_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".old", dir=output_dir.parent))
-            os.replace(output_dir, old / "data")
-            try:
-                os.replace(tmp, output_dir)
-            except OSError:
-                os.replace(old / "data", output_dir)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
+    splits = {name: (split.items, split.offsets, split.times) for name, split in result.splits()}
+    return save_dataset(output_dir, splits, result.item_ids.tolist(), result.stats, full_meta)
+
+
+def preprocess_command(dataset: str, input_path, params: dict) -> str:
+    """The ``srs preprocess`` command line, less ``--output``, that makes the
+    dataset again (meta.json records it; the output is wherever it lies)."""
+    argv = ["srs", "preprocess", "--dataset", dataset, "--input", str(Path(input_path).resolve()),
+            "--test-days", f"{params['test_days']:g}",
+            "--valid-days", f"{params.get('valid_days', 0):g}", "--max-len", str(params["max_len"]),
+            "--min-item-support", str(params["min_item_support"])]
+    if params.get("fraction"):
+        argv += ["--fraction", params["fraction"]]
+    return shlex.join(argv)
 
 
 def resolve_test_days(dataset: str, test_days) -> float:
@@ -510,5 +483,6 @@ def preprocess_file(
                                min_item_support=min_item_support, valid_days=valid_days, source=str(input_path),
                                quiet=quiet)
     del events
-    meta = {"dataset": dataset, "source": file_fingerprint(input_path)}
+    meta = {"dataset": dataset, "source": file_fingerprint(input_path),
+            "command": preprocess_command(dataset, input_path, result.params)}
     return write_processed(result, output_dir, meta)

@@ -50,6 +50,7 @@ Everything is vectorised numpy driven by one seeded generator, so the same
 from __future__ import annotations
 
 import math
+import shlex
 import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -364,5 +365,7 @@ def synthesize(
     bar.close()
     meta = {"dataset": "synthetic",
             "source": {"generator": "srs_core.data.synthetic", "preset": p.name, "scale": scale, "seed": seed,
-                       "raw_events": int(len(events)), "knobs": asdict(p)}}
+                       "raw_events": int(len(events)), "knobs": asdict(p)},
+            "command": shlex.join(["srs", "synth", "--preset", p.name, "--scale", f"{scale:g}", "--seed", str(seed),
+                                   "--valid-days", f"{result.params.get('valid_days', 0):g}"])}
     return write_processed(result, output_dir, meta)

@@ -58,7 +58,9 @@ def _alive(pid: int) -> bool:
 
 
 class RunLock:
-    """``with RunLock(run_dir): ...``: this process alone trains into ``run_dir``."""
+    """``with RunLock(run_dir): ...``: this process alone trains into ``run_dir``.
+    Taking the lock also removes the temporary files a killed process left
+    half-written (the finished files they were to replace are untouched)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
@@ -81,6 +83,8 @@ class RunLock:
                 continue
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
+            for partial in self.path.parent.glob(".*.tmp"):  # a killed writer's temporary files
+                partial.unlink(missing_ok=True)
             return self
         raise ValueError(f"{self.path}: could not take the run lock; delete the file if no run uses the folder")
 
