@@ -33,3 +33,4 @@ def test_missing_figures_and_broken_images_are_reported(tmp_path):
     assert any("gone.png is missing" in p for p in problems)
     assert any("'fig-c' not on the page" in p for p in problems)
     assert pagecheck.check_page(tmp_path, "nope.html", []) == ["nope.html: page missing"]
+

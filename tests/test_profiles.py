@@ -40,3 +40,22 @@ def test_the_catalogue_size_is_the_generators():
     ev = generate_events("yoochoose-1/64", 0.004, seed=0)
     assert 0.8 * catalogue_size("yoochoose-1/64", 0.004) <= ev["item"].nunique() <= catalogue_size("yoochoose-1/64", 0.004)
     assert set(PRESETS) == set(BY_SIZE)
+
+
+def test_the_book_folds_every_code_cell(tmp_path):
+    """Results pages show figures and tables first: the committed notebooks
+    tag each code cell hide-input, and the build tags papermill's injected one."""
+    import nbformat
+
+    from srs_core.publish.book import NOTEBOOKS, ROOT, fold_code
+
+    for name in NOTEBOOKS:
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        bare = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "hide-input" not in c.metadata.get("tags", [])]
+        assert not bare, (name, bare)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
+                                         nbformat.v4.new_markdown_cell("text")])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    fold_code(tmp_path / "n.ipynb")
+    cells = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells
+    assert cells[0].metadata["tags"] == ["injected-parameters", "hide-input"] and "tags" not in cells[1].metadata

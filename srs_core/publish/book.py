@@ -58,7 +58,21 @@ def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
     tmp = nb_out.with_name(f".{nb_out.stem}.partial.ipynb")
     pm.execute_notebook(str(nb_in), str(tmp), parameters=parameters, cwd=str(ROOT), kernel_name="python3",
                         progress_bar=False)
+    fold_code(tmp)
     tmp.replace(nb_out)
+
+
+def fold_code(path: Path) -> None:
+    """Tag every code cell ``hide-input`` (papermill's injected-parameters
+    cell included), so the book shows results first and folds the code."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        tags = cell.metadata.setdefault("tags", [])
+        if "hide-input" not in tags:
+            tags.append("hide-input")
+    nbformat.write(nb, path)
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
