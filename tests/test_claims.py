@@ -128,3 +128,24 @@ def test_claim_vsknn_flips():
     assert none.verdict == "none beat" and "no neural model" in none.sentence
     some = claims.against_vsknn(_iv("beats", "trails"), "x")
     assert some.verdict == "some beat" and "1 of 2" in some.sentence
+
+
+def test_the_readme_block_is_glued_from_the_figures_notebook(tmp_path):
+    """The README's results block is the claims module's sentences, copied
+    from an executed figures notebook, never hand-written."""
+    from srs_core.publish import readme
+
+    nb = readme.Path(__file__).resolve().parents[1] / "notebooks" / "05-figures.ipynb"
+    values = readme.glued(nb)
+    block = readme.render(values, "test build")
+    for key, _ in readme.ORDER:
+        assert values[f"claim-{key}-sentence"] in block
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n{readme.START}\nold text\n{readme.END}\nrest\n")
+    readme.update(doc, block)
+    assert doc.read_text() == f"intro\n{block}\nrest\n"
+    committed = (nb.parents[1] / "README.md").read_text()
+    shown = committed.split(readme.START)[1].split(readme.END)[0]
+    assert committed.count(readme.START) == 1 and all(f"**{heading}: " in shown for _, heading in readme.ORDER)
+    with pytest.raises(ValueError, match="glues no sentence for claim"):
+        readme.render({}, "nothing")

@@ -1,0 +1,89 @@
+"""The README's results block, glued from an executed figures notebook.
+
+The README states no result in its own words: the block between
+``<!-- claims:start -->`` and ``<!-- claims:end -->`` is written by this
+module from the claim sentences that ``notebooks/05-figures.ipynb`` glues
+(:mod:`srs_core.claims` computes them from the runs), with the build it came
+from. After building a book, a maintainer runs::
+
+    .venv/bin/python -m srs_core.publish.readme _build/default/src/notebooks/05-figures.ipynb \\
+        --built "profile default, commit abc1234, 2026-12-03, AMD EPYC 2 cores"
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from pathlib import Path
+
+START, END = "<!-- claims:start -->", "<!-- claims:end -->"
+#: The claims in the order the README lists them, with their headings.
+ORDER = (
+    ("I", "I. Cross-entropy's cost against the catalogue"),
+    ("II-speed", "II. Speed of the scalable losses"),
+    ("II-acc-diss-synthetic", "II. Accuracy, dissertation's setting, synthetic data"),
+    ("II-acc-synthetic", "II. Accuracy, settings chosen on validation, synthetic data"),
+    ("III-synthetic", "III. L2 alone, synthetic data"),
+    ("II-acc-diss-real", "II. Accuracy, dissertation's setting, real data"),
+    ("II-acc-real", "II. Accuracy, settings chosen on validation, real data"),
+    ("III-real", "III. L2 alone, real data"),
+    ("vsknn", "The neural models against V-SKNN, real data"),
+)
+PREFIX = "application/papermill.record/text/plain"
+
+
+def glued(notebook: str | Path) -> dict[str, str]:
+    """Every text value glued in an executed notebook, by name."""
+    nb = json.loads(Path(notebook).read_text())
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = o.get("data", {}).get(PREFIX)
+            if name and text is not None:
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    continue
+                if isinstance(value, str):
+                    out[name] = value
+    return out
+
+
+def render(values: dict[str, str], built: str) -> str:
+    """The README block: one line per claim, its verdict and its sentence."""
+    missing = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
+    if missing:
+        raise ValueError(f"the notebook glues no sentence for claim(s) {', '.join(missing)}: pass an executed "
+                         "notebooks/05-figures.ipynb (from _build/<profile>/src/notebooks/)")
+    lines = [START, f"*Computed by `srs_core.claims` from the runs of one book build ({built}); "
+             "regenerate with `python -m srs_core.publish.readme`.*", ""]
+    for key, heading in ORDER:
+        lines.append(f"- **{heading}: {values[f'claim-{key}-verdict']}.** {values[f'claim-{key}-sentence']}")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def update(readme: str | Path, block: str) -> None:
+    path = Path(readme)
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{path} has no {START} ... {END} block to replace")
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    path.write_text(head + block + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="rewrite the README's results block from an executed 05-figures notebook")
+    ap.add_argument("notebook", type=Path)
+    ap.add_argument("--built", required=True, help="which build: profile, commit, date, machine")
+    ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[2] / "README.md")
+    args = ap.parse_args(argv)
+    update(args.readme, render(glued(args.notebook), args.built))
+    print(f"rewrote the claims block of {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
