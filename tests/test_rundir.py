@@ -111,3 +111,19 @@ def test_srs_train_on_a_full_disk_prints_one_line(toy, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "srs train: error:" in err and "no space left" in err and "Traceback" not in err
     assert (tmp_path / "run" / "result.json").read_bytes() == before
+
+
+def test_a_checkpoint_of_another_run_is_refused_clearly(toy, tmp_path, capsys):
+    import torch
+
+    fit(cfg(toy, epochs=1), tmp_path / "a", quiet=True)
+    fit(cfg(toy, epochs=1, lr=0.01), tmp_path / "b", quiet=True)
+    (tmp_path / "a" / "result.json").unlink()  # a run folder with only another run's checkpoint
+    (tmp_path / "a" / "checkpoint.pt").write_bytes((tmp_path / "b" / "checkpoint.pt").read_bytes())
+    args = ["train", "--data", str(toy), "--model", "stamp", "--epochs", "1", "--output", str(tmp_path / "a"), "--quiet"]
+    assert cli_main(args) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt belongs to another configuration" in err and "--force" in err and "Traceback" not in err
+    torch.save([1, 2], tmp_path / "a" / "checkpoint.pt")
+    assert cli_main(args) == 2 and "not a checkpoint of `srs train`" in capsys.readouterr().err
+    assert cli_main(args + ["--force"]) == 0

@@ -43,7 +43,8 @@ def save_checkpoint(path: Path, model, opt, np_gen, torch_gen, epochs: list[dict
 
 
 def read_checkpoint(path: Path, key: str, device: torch.device) -> dict | None:
-    """The checkpoint at ``path`` if it belongs to the run ``key``, else None."""
+    """The checkpoint at ``path`` (None if there is none). An unreadable one,
+    or one of another run, raises a ``ValueError`` that says how to restart."""
     if not path.is_file():
         return None
     try:
@@ -51,7 +52,13 @@ def read_checkpoint(path: Path, key: str, device: torch.device) -> dict | None:
     except Exception as exc:  # torch raises RuntimeError, EOFError, pickle errors... for a damaged file
         raise ValueError(f"{path}: the checkpoint cannot be read ({type(exc).__name__}: {str(exc)[:120]}); delete it "
                          "to restart this run from epoch 0, or pass --force") from None
-    return ckpt if isinstance(ckpt, dict) and ckpt.get("config_hash") == key else None
+    if not isinstance(ckpt, dict) or "epochs" not in ckpt:
+        raise ValueError(f"{path}: not a checkpoint of `srs train`; delete it to restart this run from epoch 0, or "
+                         "pass --force")
+    if ckpt.get("config_hash") != key:
+        raise ValueError(f"{path} belongs to another configuration (run {ckpt.get('config_hash')}, this one is {key}); "
+                         "delete it to restart this run from epoch 0, or pass --force")
+    return ckpt
 
 
 def load_optimizer_state(opt, state: dict) -> None:
