@@ -41,7 +41,8 @@ REAL_FORMATS = {
 REAL_ONLY = ("yoochoose-100k",)
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
-          "sampled_softmax": "sampled softmax (logQ)", "popularity": "popularity", "transition": "transition",
+          "sampled_softmax": "sampled softmax (logQ)", "gbce": "gBCE", "cce": "exact CE in chunks",
+          "popularity": "popularity", "transition": "transition",
           "sr": "SR (sequential rules)", "ar": "AR (association rules)", "sknn": "SKNN", "vsknn": "V-SKNN"}
 
 

@@ -240,6 +240,65 @@ class CrossEntropy(Loss):
         return F.cross_entropy(scores, targets - 1)
 
 
+class _ChunkedLogits(torch.autograd.Function):
+    """Mean cross-entropy of ``s [B, d]`` against every row of ``w [N, d]``,
+    computed over item chunks: the forward keeps a running log-sum-exp per
+    row, the backward recomputes each chunk's logits, so no ``[B, N]`` tensor
+    is ever held. The gradient is the exact one of ``F.cross_entropy``."""
+
+    @staticmethod
+    def forward(ctx, s, w, labels, chunk):
+        top = torch.full((s.shape[0],), -math.inf, dtype=s.dtype, device=s.device)
+        acc = torch.zeros_like(top)
+        for lo in range(0, w.shape[0], chunk):
+            z = s @ w[lo : lo + chunk].T
+            new_top = torch.maximum(top, z.max(1).values)
+            acc = acc * torch.exp(top - new_top) + torch.exp(z - new_top.unsqueeze(1)).sum(1)
+            top = new_top
+        lse = top + torch.log(acc)
+        ctx.save_for_backward(s, w, labels, lse)
+        ctx.chunk = chunk
+        return (lse - (s * w[labels]).sum(1)).mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        s, w, labels, lse = ctx.saved_tensors
+        scale = grad / s.shape[0]
+        gs, gw = torch.zeros_like(s), torch.empty_like(w)
+        for lo in range(0, w.shape[0], ctx.chunk):
+            wc = w[lo : lo + ctx.chunk]
+            p = torch.exp(s @ wc.T - lse.unsqueeze(1)) * scale  # softmax of the chunk, times dL/dloss / B
+            gs += p @ wc
+            gw[lo : lo + ctx.chunk] = p.T @ s
+        gs -= scale * w[labels]
+        gw.index_add_(0, labels, -scale * s)
+        return gs, gw, None, None
+
+
+class ChunkedCrossEntropy(Loss):
+    """Exact full cross-entropy without the ``[B, N]`` logits (not in the
+    dissertation: the idea of *Cut Your Losses*, Wijmans et al., ICLR 2025).
+
+    The same loss and gradients as ``ce`` (to float rounding), computed in
+    item chunks of :attr:`chunk` rows by :class:`_ChunkedLogits`, so the
+    loss's memory is ``B x chunk`` scores instead of ``B x N``. The item
+    table still gets a dense gradient: use it with the dense optimizer. It
+    shows how much of cross-entropy's cost is the logits and how much the
+    dense update. ``kernel`` names the implementation that ran (the run
+    record keeps it); the CUDA kernel of the ``cut-cross-entropy`` package is
+    not used yet.
+    """
+
+    name = "cce"
+    chunk: ClassVar[int] = 32768
+    kernel: ClassVar[str] = "chunked-pytorch"
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        if negatives is not None:
+            raise ValueError("cce uses every item; it takes no negatives")
+        return _ChunkedLogits.apply(self.session(session, l2), all_items(embedding, l2), targets - 1, self.chunk)
+
+
 class NegativeSampling(Loss):
     """Eq. 4.1: negative sampling with a mean noise term,
     ``-(log sig(s.y_p) + 1/k sum_i log sig(-s.y_ni))``, averaged over the batch.
@@ -251,7 +310,9 @@ class NegativeSampling(Loss):
     name = "ns"
     sampled = True
 
-    def compute(self, session, targets, embedding, negatives, l2):
+    def scores(self, session, targets, embedding, negatives, l2):
+        """``(positive [B], negatives [B, k], keep [B, k])`` scores of the
+        session vectors; ``keep`` is False at accidental hits."""
         s = self.session(session, l2)
         if negatives.dim() == 1:
             pos = (s * item_vectors(embedding, targets, l2)).sum(-1)
@@ -262,8 +323,47 @@ class NegativeSampling(Loss):
             scores = row_scores(embedding, ids, s, l2)
             pos, neg = scores[:, 0], scores[:, 1:]
             keep = negatives != targets.unsqueeze(1)
+        return pos, neg, keep
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        pos, neg, keep = self.scores(session, targets, embedding, negatives, l2)
         noise = _masked_mean(F.logsigmoid(-neg), keep)
         return -(F.logsigmoid(pos) + noise).mean()
+
+
+class GeneralisedBCE(NegativeSampling):
+    """gBCE (not in the dissertation: Petrov & Macdonald, gSASRec, RecSys 2023):
+    binary cross-entropy over the positive and k sampled negatives, with the
+    positive's probability raised to the power ``beta``:
+
+    ``loss = (beta softplus(-s.y_p) + sum_i softplus(s.y_ni)) / (1 + k)``, i.e.
+    ``-log sig(s.y_p)^beta - sum_i log(1 - sig(s.y_ni))`` averaged over the
+    1 + k terms, as the reference code averages over its logits.
+
+    ``beta = alpha (t (1 - 1/alpha) + 1/alpha) = 1 - t (1 - alpha)`` with the
+    sampling rate ``alpha = k / (N - 1)`` and the calibration ``t`` in [0, 1]:
+    ``t = 0`` is plain BCE, ``t = 1`` gives ``beta = alpha``. The authors
+    recommend ``k = 256, t = 0.75``. Accidental hits are left out of the sum
+    and of the count, as in ``ns``.
+    """
+
+    name = "gbce"
+
+    def __init__(self, sampler: NegativeSampler, t: float = 0.75, score_scale: float = 1.0) -> None:
+        super().__init__(sampler, score_scale)
+        if not (math.isfinite(t) and 0.0 <= t <= 1.0):
+            raise ValueError(f"the gBCE calibration t (--gbce-t) must lie in [0, 1], got {t}")
+        if sampler.n_items < 2:
+            raise ValueError("gBCE needs at least 2 items")
+        self.t = float(t)
+        alpha = sampler.k / (sampler.n_items - 1)
+        self.beta = 1.0 - self.t * (1.0 - alpha)  # = alpha (t (1 - 1/alpha) + 1/alpha), without its rounding
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        pos, neg, keep = self.scores(session, targets, embedding, negatives, l2)
+        keep = keep.to(neg.dtype)
+        total = self.beta * F.softplus(-pos) + (F.softplus(neg) * keep).sum(-1)
+        return (total / (1.0 + keep.sum(-1))).mean()
 
 
 class Triplet(Loss):
@@ -355,7 +455,9 @@ class SampledSoftmax(Loss):
 #: Loss name (as used by ``srs train --loss``) -> loss class.
 LOSSES: dict[str, type[Loss]] = {
     "ce": CrossEntropy,
+    "cce": ChunkedCrossEntropy,
     "ns": NegativeSampling,
+    "gbce": GeneralisedBCE,
     "triplet": Triplet,
     "sampled_softmax": SampledSoftmax,
 }
@@ -373,13 +475,14 @@ def build_loss(
     score_scale: float = 1.0,
     shared_negatives: bool = False,
     mix: float = 0.5,
+    gbce_t: float = 0.75,
     device: torch.device | str = "cpu",
 ) -> Loss:
     """The loss ``name`` (one of :data:`LOSSES`) with its own negative sampler.
 
     ``negatives`` (k), ``distribution``, ``alpha``, ``mix`` and ``counts``
     configure the sampler of the sampled losses; ``margin`` is the triplet
-    margin; ``score_scale`` multiplies L2-normalised scores in every loss.
+    margin; ``gbce_t`` is gBCE's calibration t; ``score_scale`` multiplies L2-normalised scores in every loss.
     ``shared_negatives=True`` (an extension) gives ``ns`` and ``triplet`` one
     set of k negatives for the whole batch, so k can grow at the cost of k
     row lookups instead of B x k; ``sampled_softmax`` always shares them.
@@ -410,4 +513,6 @@ def build_loss(
     )
     if cls is Triplet:
         return Triplet(sampler, margin=margin, score_scale=score_scale)
+    if cls is GeneralisedBCE:
+        return GeneralisedBCE(sampler, t=gbce_t, score_scale=score_scale)
     return cls(sampler, score_scale=score_scale)

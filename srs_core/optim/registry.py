@@ -16,7 +16,7 @@ OPTIMIZERS: dict[str, str] = {
 }
 
 SPARSE_KINDS = ("sparse", "sparse_fast")
-DENSE_GRADIENT_LOSSES = ("ce",)
+DENSE_GRADIENT_LOSSES = ("ce", "cce")
 
 
 def _check_kind(kind: str) -> None:
@@ -37,7 +37,7 @@ def check_combination(loss_name: str, optimizer_kind: str) -> None:
         raise ValueError(
             f"full cross-entropy (--loss {loss_name}) cannot use --optimizer {optimizer_kind}: "
             "its gradient touches every item row; use --optimizer dense or a sampled loss "
-            "(ns, triplet, sampled_softmax)"
+            "(ns, gbce, triplet, sampled_softmax)"
         )
 
 

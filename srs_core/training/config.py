@@ -30,7 +30,9 @@ class TrainConfig:
     data: str = field(metadata={"cli": {"help": "processed dataset directory", "required": True, "type": Path}})
     model: str = _flag("stamp", "session encoder", required=True, choices=sorted(MODELS))
     loss: str = _flag("ce", "ce: full cross-entropy; ns: negative sampling with mean noise term (Eq. 4.1); triplet: "
-                      "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction",
+                      "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction; "
+                      "gbce: gSASRec's generalised BCE (--gbce-t); cce: exact cross-entropy in item chunks, without the "
+                      "N-wide logits (dense optimizer)",
                       choices=sorted(LOSSES))
     optimizer: str = _flag("dense", "dense: Adam everywhere; sparse: torch SparseAdam on item embeddings; sparse_fast: "
                            "our faster lazy Adam with SparseAdam's semantics", choices=sorted(OPTIMIZERS))
@@ -53,6 +55,8 @@ class TrainConfig:
     shared_negatives: bool = _flag(False, "ns/triplet: one set of k negatives shared by the whole batch (more "
                                    "negatives, same cost)", group=EXTENSIONS_GROUP, action="store_true")
     mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
+    gbce_t: float = _flag(0.75, "gbce: the calibration t in [0, 1] (0: plain BCE; default 0.75, the authors' "
+                          "recommendation)", group=EXTENSIONS_GROUP, metavar="T")
     patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the selection split (0: off)",
                           group=EXTENSIONS_GROUP)
     select: str = _flag("valid", "where the reported epoch is chosen (and --patience watches): valid, the validation "
@@ -158,7 +162,7 @@ class TrainConfig:
         return cls(**given)
 
 
-_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0}
+_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75}
 
 
 def dataset_fingerprint(ds: ProcessedDataset) -> str:

@@ -48,7 +48,7 @@ from __future__ import annotations
 import torch
 
 from srs_core.losses import Loss
-from srs_core.optim import build_optimizer
+from srs_core.optim import DENSE_GRADIENT_LOSSES, build_optimizer
 
 from .distributed import SINGLE, Dist
 from .step import TrainStep
@@ -66,7 +66,7 @@ def graph_support(loss: str, optimizer: str) -> str | None:
     if optimizer not in GRAPH_OPTIMIZERS:
         return (f"--optimizer {optimizer} (SparseAdam) builds and coalesces sparse gradients, whose sizes the host "
                 f"must read; a graph can capture {' or '.join(GRAPH_OPTIMIZERS)}")
-    if optimizer == "sparse_fast" and loss == "ce":
+    if optimizer == "sparse_fast" and loss in DENSE_GRADIENT_LOSSES:
         return "full cross-entropy reads every item row: graph it with --optimizer dense"
     return None
 

@@ -134,7 +134,8 @@ class Run:
         opt = None if self.graphed else build_optimizer(self.model, c.optimizer, lr=c.lr)
         loss_fn = build_loss(c.loss, negatives=c.negatives, margin=c.margin, distribution=c.sampling, alpha=c.alpha,
                              counts=self.ds.item_counts(), score_scale=c.score_scale,
-                             shared_negatives=c.shared_negatives, mix=c.mix, device=dev)
+                             shared_negatives=c.shared_negatives, mix=c.mix, gbce_t=c.gbce_t, device=dev)
+        self.loss_kernel = getattr(loss_fn, "kernel", None)
         self.np_gen = np.random.default_rng(c.seed)
         self.torch_gen = torch.Generator(device=dev)
         self.torch_gen.manual_seed(c.seed)
@@ -215,7 +216,8 @@ class Run:
         env = environment(self.device)
         env.update(train_step="cuda-graph" if self.graphed and self.device.type == "cuda" else
                    "static-eager" if self.graphed else "eager", batches="device" if self.on_device else "numpy",
-                   world_size=self.dist.world, distributed_backend=self.dist.backend)
+                   world_size=self.dist.world, distributed_backend=self.dist.backend,
+                   **({"loss_kernel": self.loss_kernel} if self.loss_kernel else {}))
         return {"kind": "neural", "config": dataclasses.asdict(self.config), "identity": self.identity,
                 "config_hash": self.key, "status": "running", "n_items": self.ds.n_items,
                 "dataset_stats": self.ds.stats, "selected_on": self.selects_on, "epochs": epochs,
