@@ -241,23 +241,27 @@ class CrossEntropy(Loss):
 
 
 class _ChunkedLogits(torch.autograd.Function):
-    """Mean cross-entropy of ``s [B, d]`` against every row of ``w [N, d]``,
-    computed over item chunks: the forward keeps a running log-sum-exp per
-    row, the backward recomputes each chunk's logits, so no ``[B, N]`` tensor
-    is ever held. The gradient is the exact one of ``F.cross_entropy``."""
+    """Mean cross-entropy of ``s [B, d]`` against rows ``first..`` of
+    ``w``, computed over item chunks: the forward keeps a running
+    log-sum-exp per row, the backward recomputes each chunk's logits, so no
+    ``[B, N]`` tensor is ever held. ``labels`` index rows of ``w``. Rows
+    before ``first`` (the padding row) are no candidates and get a zero
+    gradient; passing the whole table this way spares autograd a second
+    table-sized gradient for a slice. The gradient is the exact one of
+    ``F.cross_entropy``."""
 
     @staticmethod
-    def forward(ctx, s, w, labels, chunk):
+    def forward(ctx, s, w, labels, chunk, first):
         top = torch.full((s.shape[0],), -math.inf, dtype=s.dtype, device=s.device)
         acc = torch.zeros_like(top)
-        for lo in range(0, w.shape[0], chunk):
+        for lo in range(first, w.shape[0], chunk):
             z = s @ w[lo : lo + chunk].T
             new_top = torch.maximum(top, z.max(1).values)
             acc = acc * torch.exp(top - new_top) + torch.exp(z - new_top.unsqueeze(1)).sum(1)
             top = new_top
         lse = top + torch.log(acc)
         ctx.save_for_backward(s, w, labels, lse)
-        ctx.chunk = chunk
+        ctx.chunk, ctx.first = chunk, first
         return (lse - (s * w[labels]).sum(1)).mean()
 
     @staticmethod
@@ -265,14 +269,15 @@ class _ChunkedLogits(torch.autograd.Function):
         s, w, labels, lse = ctx.saved_tensors
         scale = grad / s.shape[0]
         gs, gw = torch.zeros_like(s), torch.empty_like(w)
-        for lo in range(0, w.shape[0], ctx.chunk):
+        gw[: ctx.first] = 0
+        for lo in range(ctx.first, w.shape[0], ctx.chunk):
             wc = w[lo : lo + ctx.chunk]
             p = torch.exp(s @ wc.T - lse.unsqueeze(1)) * scale  # softmax of the chunk, times dL/dloss / B
             gs += p @ wc
             gw[lo : lo + ctx.chunk] = p.T @ s
         gs -= scale * w[labels]
         gw.index_add_(0, labels, -scale * s)
-        return gs, gw, None, None
+        return gs, gw, None, None, None
 
 
 class ChunkedCrossEntropy(Loss):
@@ -296,7 +301,10 @@ class ChunkedCrossEntropy(Loss):
     def compute(self, session, targets, embedding, negatives, l2):
         if negatives is not None:
             raise ValueError("cce uses every item; it takes no negatives")
-        return _ChunkedLogits.apply(self.session(session, l2), all_items(embedding, l2), targets - 1, self.chunk)
+        s = self.session(session, l2)
+        if l2:  # the normalised copy of rows 1..N
+            return _ChunkedLogits.apply(s, all_items(embedding, l2), targets - 1, self.chunk, 0)
+        return _ChunkedLogits.apply(s, embedding.weight, targets, self.chunk, 1)
 
 
 class NegativeSampling(Loss):
