@@ -32,7 +32,7 @@ chromium:
 	  echo "note: could not install chromium; the book's page check will be skipped"; }
 
 unit: $(STAMP) chromium
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=20
 
 # nbval re-runs the committed notebooks (the ci profile) and compares the cells
 # marked NBVAL_CHECK_OUTPUT. The rule (notebooks/README.md): those cells print

@@ -285,7 +285,7 @@ class ChunkedCrossEntropy(Loss):
     dissertation: the idea of *Cut Your Losses*, Wijmans et al., ICLR 2025).
 
     The same loss and gradients as ``ce`` (to float rounding), computed in
-    item chunks of :attr:`chunk` rows by :class:`_ChunkedLogits`, so the
+    item chunks of ``chunk`` rows by a custom autograd function, so the
     loss's memory is ``B x chunk`` scores instead of ``B x N``. The item
     table still gets a dense gradient: use it with the dense optimizer. It
     shows how much of cross-entropy's cost is the logits and how much the
