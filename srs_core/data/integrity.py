@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-#: Every split's arrays: name suffix, dtype, memory-mapped on load.
+#: The arrays of every split, as (file suffix, dtype, memory-mapped on load).
 ARRAYS = (("items", np.int32, True), ("offsets", np.int64, False), ("times", np.float64, True))
 #: ``stats.json`` counts checked against the arrays.
 COUNT_KEYS = ("sessions", "samples")
