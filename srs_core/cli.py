@@ -44,13 +44,13 @@ def _baseline_params(name: str, pairs: list[str], defaults: dict) -> dict:
     return out
 
 
-_STOPPED_BY = ["Ctrl-C"]
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so both stop `srs train` alike."""
 
 
 def _interrupt(signum, frame) -> None:
     """SIGTERM handler for `srs train`: stop as Ctrl-C does, keeping the checkpoint."""
-    _STOPPED_BY[0] = "SIGTERM"
-    raise KeyboardInterrupt
+    raise _Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             before = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop ends like Ctrl-C
             try:
                 rec = fit(cfg, args.output, force=args.force, quiet=args.quiet)
-            except KeyboardInterrupt:
-                print(f"srs train: interrupted ({_STOPPED_BY[0]}). {args.output} keeps the checkpoint of the last "
+            except KeyboardInterrupt as stop:
+                by = "SIGTERM" if isinstance(stop, _Terminated) else "Ctrl-C"
+                print(f"srs train: interrupted ({by}). {args.output} keeps the checkpoint of the last "
                       "finished epoch; run the same command again to resume from it.", file=sys.stderr)
                 return 130
             finally:

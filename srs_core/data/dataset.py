@@ -29,9 +29,6 @@ import torch
 
 from .integrity import read_dataset
 
-SPLITS = ("train", "test")  # always present
-OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
-
 
 @dataclass(frozen=True)
 class Split:
@@ -165,7 +162,7 @@ class ProcessedDataset:
         :func:`srs_core.data.integrity.read_dataset`); a damaged one raises
         :class:`~srs_core.data.integrity.DatasetError` naming the file and the fix."""
         path = Path(path)
-        stats, meta, arrays = read_dataset(path, OPTIONAL_SPLITS)
+        stats, meta, arrays = read_dataset(path)
         splits = {name: Split(*a) for name, a in arrays.items()}
         return cls(path, int(stats["n_items"]), splits["train"], splits["test"], stats, meta, splits.get("valid"))
 

@@ -23,6 +23,8 @@ from typing import Iterable
 
 import numpy as np
 
+SPLITS = ("train", "test")  # always present
+OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
 #: The arrays of every split, as (file suffix, dtype, memory-mapped on load).
 ARRAYS = (("items", np.int32, True), ("offsets", np.int64, False), ("times", np.float64, True))
 #: ``stats.json`` counts checked against the arrays.
@@ -149,7 +151,7 @@ def _check_split(path: Path, name: str, items, offsets, times, n_items: int) -> 
                     f"outside the catalogue [1, {n_items}] of stats.json")
 
 
-def read_dataset(path: str | Path, optional: tuple[str, ...] = ("valid",)) -> tuple[dict, dict, dict]:
+def read_dataset(path: str | Path) -> tuple[dict, dict, dict]:
     """``(stats, meta, splits)`` of a processed dataset directory, checked.
 
     ``splits`` maps each present split to ``(items, offsets, times)``
@@ -164,8 +166,8 @@ def read_dataset(path: str | Path, optional: tuple[str, ...] = ("valid",)) -> tu
     if not isinstance(n_items, int) or n_items < 1:
         raise _fail(path, "stats.json", f"n_items is {n_items!r}, not a positive integer")
     splits = {}
-    for name in ("train", "test") + optional:
-        if name in optional and not (path / f"{name}_items.npy").is_file():
+    for name in SPLITS + OPTIONAL_SPLITS:
+        if name in OPTIONAL_SPLITS and not (path / f"{name}_items.npy").is_file():
             continue
         arrays = tuple(_read_array(path, f"{name}_{suffix}.npy", dt, mm) for suffix, dt, mm in ARRAYS)
         _check_split(path, name, *arrays, n_items)
@@ -176,7 +178,7 @@ def read_dataset(path: str | Path, optional: tuple[str, ...] = ("valid",)) -> tu
             if want != have:
                 raise _fail(path, "stats.json", f"n_{name}_{key} is {want!r} but the {name} arrays hold {have}")
         splits[name] = arrays
-    if "valid" in optional and "valid" not in splits and "n_valid_sessions" in stats:
+    if "valid" not in splits and "n_valid_sessions" in stats:
         raise _fail(path, "valid_items.npy", "missing, though stats.json counts a validation split")
     recorded = meta.get("content_sha256")
     if recorded is None:

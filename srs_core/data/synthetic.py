@@ -50,8 +50,8 @@ Everything is vectorised numpy driven by one seeded generator, so the same
 from __future__ import annotations
 
 import math
-import shlex
 import numbers
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
