@@ -42,6 +42,9 @@ unit: $(STAMP) chromium
 # srs_core.publish.reference.check_metrics, never as printed digits.
 # They run in the book's order (srs_core.publish.book --list), since the figures
 # read what the diagnosis chose.
+# `make test` runs nbval before the unit tests: tests/test_user_path.py then
+# builds the ci book without the real file from a copy of the synthetic-data
+# runs nbval has just trained, instead of training them a second time.
 # The committed outputs include the real yoochoose-100k dev sample, so where
 # ../shared/data is absent nbval is skipped with a note; the same notebooks
 # then still run without it in tests/test_user_path.py.
@@ -54,7 +57,7 @@ nbval: $(STAMP)
 	  echo "nbval skipped: $(REAL_DEV) is absent, and the committed notebook outputs were made with it"; \
 	fi
 
-test: unit nbval
+test: nbval unit
 
 # Our training step next to RecBole's (benchmarks/bench_peers.py). RecBole
 # needs numpy < 2, so it gets its own pinned environment, .venv-peers.

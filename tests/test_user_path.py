@@ -6,7 +6,15 @@ missing file, runs every notebook of the ``ci`` profile (figures and
 conclusions included) and builds the HTML book with warnings as errors, then
 reads the built pages: each real-data section must say in one line that the
 file is absent, and nothing may print "not measured (nan)".
+
+``make test`` runs nbval first, which trains the same ``ci`` runs with the file
+present. Where that work dir exists, this test starts from a copy of its
+synthetic-data runs (``copy_synthetic_runs``: the real-data runs stay behind),
+so it trains only what the missing file changes and still executes every
+notebook and builds every page. ``SRS_USER_PATH_FRESH=1`` trains everything
+from scratch instead.
 """
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ABSENT = "the real file of yoochoose-100k was absent"
+NBVAL_WORK = ROOT / "_build" / "work" / "ci"  # what `make nbval` leaves behind
 
 
 def page_text(path: Path) -> str:
@@ -29,6 +38,10 @@ def page_text(path: Path) -> str:
 def book(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("user")
     missing = tmp / "no-shared" / "yoochoose-clicks.dat"
+    if (NBVAL_WORK / "results").is_dir() and not os.environ.get("SRS_USER_PATH_FRESH"):
+        from srs_core.publish.book import copy_synthetic_runs
+
+        print(f"reusing {copy_synthetic_runs(NBVAL_WORK, tmp / 'work')} synthetic-data runs of {NBVAL_WORK}")
     cmd = [sys.executable, "-m", "srs_core.publish.book", "--profile", "ci", "--src", str(tmp / "src"),
            "--set", f"work_dir={tmp / 'work'}", "--set", f"raw_paths={{yoochoose-100k: {missing}}}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -60,3 +73,27 @@ def test_no_page_prints_an_unmeasured_number_as_a_result(book):
     for page in ["book/06-conclusions.html", "notebooks/05-figures.html"]:
         text = page_text(book[0] / page)
         assert "(nan)" not in text, f"{page} prints a missing value as '(nan)'"
+
+
+def test_only_synthetic_runs_are_copied(tmp_path):
+    """The copy that speeds this test up must not carry a real-data run into
+    the book built without the real file."""
+    import json
+
+    from srs_core.publish.book import copy_synthetic_runs
+    from srs_core.results import ResultsStore
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    recipes = {"diginetica": None, "yoochoose-100k": "/data/yoochoose-clicks.dat"}
+    store = ResultsStore(src / "results")
+    for i, (name, raw) in enumerate(recipes.items()):
+        (src / "data" / name).mkdir(parents=True)
+        (src / "data" / name / "recipe.json").write_text(json.dumps({"name": name, "raw_path": raw}))
+        store.put({"config_hash": f"run{i}", "status": "complete", "config": {"data": f"/elsewhere/data/{name}"}})
+    store.put({"config_hash": "nodata", "status": "complete", "config": {"data": "/elsewhere/data/gone"}})
+    (store.run_dir("run0") / "checkpoint.pt").write_bytes(b"x")
+    (src / "scaling.csv").write_text("n_items\n10\n")
+    assert copy_synthetic_runs(src, dst) == 1
+    assert [r["config_hash"] for r in ResultsStore(dst / "results").records()] == ["run0"]
+    assert not (dst / "results" / "run0" / "checkpoint.pt").exists()
+    assert (dst / "scaling.csv").read_text() == "n_items\n10\n"

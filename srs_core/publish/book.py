@@ -17,6 +17,7 @@ under ``_build/work/<profile>``, so calling it again resumes.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,34 @@ def refresh_committed(only: list[str] | None = None) -> None:
         nb = ROOT / "notebooks" / f"{name}.ipynb"
         _execute(nb, nb, {})
         print(f"[book] refreshed {nb.relative_to(ROOT)}", flush=True)
+
+
+def copy_synthetic_runs(source_work: Path, target_work: Path) -> int:
+    """Copy into ``target_work`` the finished runs of ``source_work`` that were
+    trained on synthetic data, and its step-time measurements.
+
+    A run's key hashes its configuration and its dataset's bytes, so a copied
+    run is reused exactly where the same profile would train it again. Runs on
+    real files are left behind (a dataset is real when its ``recipe.json``
+    names a raw file, or has none to tell), so a book built from the copy
+    without the real file sees none of them. ``make test`` uses this to build
+    the ``ci`` book without the real file from the runs nbval has just
+    trained. Returns the number of runs copied."""
+    from srs_core.results import ResultsStore
+
+    copied = 0
+    for rec in ResultsStore(Path(source_work) / "results").records():
+        recipe = Path(source_work) / "data" / Path(rec["config"]["data"]).name / "recipe.json"
+        if not recipe.is_file() or json.loads(recipe.read_text()).get("raw_path") is not None:
+            continue
+        run = Path(source_work) / "results" / rec["config_hash"]
+        shutil.copytree(run, Path(target_work) / "results" / run.name, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".lock", ".*.tmp", "checkpoint.pt"))
+        copied += 1
+    scaling = Path(source_work) / "scaling.csv"
+    if scaling.is_file():
+        shutil.copy2(scaling, Path(target_work) / "scaling.csv")
+    return copied
 
 
 def layout_sources(src: Path) -> None:
