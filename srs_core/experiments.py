@@ -42,6 +42,7 @@ REAL_ONLY = ("yoochoose-100k",)
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
           "sampled_softmax": "sampled softmax (logQ)", "gbce": "gBCE", "cce": "exact CE in chunks",
+          "sce": "scalable CE (SCE)",
           "popularity": "popularity", "transition": "transition",
           "sr": "SR (sequential rules)", "ar": "AR (association rules)", "sknn": "SKNN", "vsknn": "V-SKNN"}
 

@@ -11,10 +11,14 @@ mean over the batch:
 The sampled losses draw fresh negatives from their :class:`NegativeSampler`
 on every call; ``loss.compute(session, targets, embedding, negatives, l2)``
 evaluates the same loss for given negative ids (tests, reproducibility).
+:meth:`Loss.draw` is that random part of a call: the negative ids of a
+sampled loss, ``sce``'s Gaussian bucket vectors (which ``compute`` then takes
+in place of ``negatives``), ``None`` for ``ce`` and ``cce``.
 Every item lookup goes through :func:`srs_core.scoring.item_vectors`, so a
 sparse embedding table receives a sparse gradient that touches only the
 looked-up rows. Full cross-entropy reads the whole table and therefore gives
-a dense gradient (see :func:`srs_core.optim.registry.check_combination`).
+a dense gradient (see :func:`srs_core.optim.registry.check_combination`);
+``sce`` reads it too, but only to choose its buckets, without gradient.
 
 Accidental hits: a sampled negative equal to the row's own target is not a
 negative (Section 4.1.2 defines ``y_n`` as "a random label different from
@@ -36,6 +40,8 @@ from torch import nn
 from .scoring import all_items, item_vectors, prepare_session, row_scores
 
 DISTRIBUTIONS = ("uniform", "popularity", "mixed")
+#: ``sampled_softmax``'s logQ corrections (``--logq``): see :class:`SampledSoftmax`.
+LOGQ_MODES = ("single", "mixed", "corrected")
 
 
 class NegativeSampler:
@@ -170,6 +176,9 @@ class Loss:
     name: ClassVar[str] = "base"
     sampled: ClassVar[bool] = False
     shared_negatives: ClassVar[bool] = False
+    #: whether the ranks' shard losses (:func:`srs_core.training.distributed.shard_loss`)
+    #: add up to this loss of the global batch, so that torchrun may train it
+    data_parallel: ClassVar[bool] = True
 
     def __init__(self, sampler: NegativeSampler | None = None, score_scale: float = 1.0) -> None:
         if self.sampled and sampler is None:
@@ -191,8 +200,14 @@ class Loss:
         l2: bool,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        negatives = self.sampler.sample(session.shape[0], generator) if self.sampled else None
+        negatives = self.draw(session.shape[0], session.shape[-1], generator)
         return self.compute(session, targets, embedding, negatives, l2)
+
+    def draw(self, batch_size: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The random part of one call for a batch of ``batch_size`` sessions
+        of size ``dim``, passed to :meth:`compute` as ``negatives``: fresh
+        negative ids from the sampler, or ``None`` for a loss without one."""
+        return self.sampler.sample(batch_size, generator) if self.sampled else None
 
     def compute(
         self,
@@ -214,7 +229,7 @@ class Loss:
         return negatives
 
     def __repr__(self) -> str:
-        params = {k: v for k, v in vars(self).items() if k != "sampler"}
+        params = {k: v for k, v in vars(self).items() if k != "sampler" and not k.startswith("_")}
         if self.sampler is not None:
             params.update(k=self.sampler.k, distribution=self.sampler.distribution, shared=self.sampler.shared)
         inner = ", ".join(f"{k}={v!r}" for k, v in params.items())
@@ -422,19 +437,93 @@ class SampledSoftmax(Loss):
     Senecal 2008; Yi et al. 2019; the official GRU4Rec).
 
     Candidates for every row: the batch's B targets followed by k negatives
-    shared by the batch. ``logit(b, c) = s_b . y_c - log q(c)`` for every
-    candidate, the positive included, where ``q`` is the sampler's
-    distribution (uniform or popularity^alpha) for both the sampled negatives
-    and the in-batch targets (in-batch targets arrive roughly by popularity;
-    using the same q keeps one well-defined correction). A candidate equal to
-    the row's target, other than the row's own positive column, is an
-    accidental hit and is masked to ``-inf``. The loss is the cross-entropy
-    with the row's own column (``b``) as the label.
+    shared by the batch. A candidate equal to the row's target, other than
+    the row's own positive column, is an accidental hit and is masked to
+    ``-inf``. How the logits are corrected is ``logq`` (``--logq``):
+
+    ``"single"`` (the default, the behaviour before the option existed):
+    ``logit(b, c) = s_b . y_c - log q(c)`` for every candidate, the positive
+    included, where ``q`` is the sampler's distribution (uniform or
+    popularity^alpha) for both the sampled negatives and the in-batch targets
+    (in-batch targets arrive roughly by popularity; using the same q keeps one
+    well-defined correction). The loss is the cross-entropy with the row's
+    own column (``b``) as the label.
+
+    ``"mixed"`` (mixed negative sampling, Yang et al., WWW 2020 Companion):
+    each candidate is corrected by the distribution of its own source. The
+    in-batch targets (the row's own positive included) arrive by the
+    training popularity ``p(i) = counts(i) / sum(counts)`` and get
+    ``s_b . y_c - log p(c)``; the k sampled negatives get ``s_b . y_c -
+    log q(c)``. Each corrected term ``exp(s . y) / q_source`` estimates the
+    same sum over the catalogue, so no factor for the sources' sizes enters.
+    The loss is the same cross-entropy.
+
+    ``"corrected"`` (Khrylchenko et al., "Correcting the LogQ Correction",
+    RecSys 2025, arXiv 2507.09331, as in the authors' code,
+    github.com/NonameUntitled/logq, ``train_mns_log_new.py``): the positive
+    is always in the softmax, never Monte-Carlo sampled, so it leaves the
+    sampled estimate of the denominator. With ``p_b`` the row's target and
+    ``q_src`` the source of candidate ``j`` (``p`` for in-batch targets, the
+    sampler's ``q`` for the sampled ones), a negative (every candidate other
+    than ``p_b``) is drawn from ``q_src(j) / (1 - q_src(p_b))`` (the accidental
+    hits masked out), and
+
+    ``z_bj = s_b . y_j - log(q_src(j) / (1 - q_src(p_b)))``,
+    ``L_b = logsumexp_j z_bj - s_b . y_p`` (the positive uncorrected and out
+    of the denominator),
+    ``w_b = sg(1 - P_b)`` with ``P_b = exp(s_b . y_p) / (exp(s_b . y_p) +
+    mean_j exp(z_bj))``, the model's estimated probability of the positive
+    (``sg``: no gradient), and the loss is ``mean_b w_b L_b``. Its gradient
+    is the full softmax's, ``(1 - P_b) (grad log Z_neg - grad s_b . y_p)``,
+    with ``Z_neg`` estimated by importance sampling. A row whose candidates
+    are all its own target has no negative and adds 0 (as in ``single``,
+    where its cross-entropy over the positive alone is 0). The authors' code
+    corrects every negative by the popularity; here each source keeps its
+    own distribution, as in ``mixed``.
+
+    ``mixed`` and ``corrected`` need ``counts`` (the training frequency of
+    every id 0..N); an in-batch target with a zero count is corrected as the
+    least frequent counted item. The last ``k`` entries of ``negatives`` are
+    the sampled ones; entries before them are further in-batch targets (the
+    other ranks' rows under torchrun, :meth:`shard_negatives`).
     """
 
     name = "sampled_softmax"
     sampled = True
     shared_negatives = True
+
+    def __init__(self, sampler: NegativeSampler, score_scale: float = 1.0, logq: str = "single",
+                 counts: np.ndarray | torch.Tensor | None = None) -> None:
+        super().__init__(sampler, score_scale)
+        if logq not in LOGQ_MODES:
+            raise ValueError(f"unknown logQ correction {logq!r} (--logq); choose one of {', '.join(LOGQ_MODES)}")
+        self.logq = logq
+        self._pop: torch.Tensor | None = None  # p(i) of ids 0..N (0 for padding)
+        self._log_pop: torch.Tensor | None = None  # log p(i), zero counts raised to the least counted item's
+        if logq == "single":
+            return
+        if counts is None:
+            raise ValueError(
+                f"sampled_softmax with logq={logq!r} corrects the in-batch targets by their training popularity: "
+                "it needs counts, the training frequency of every id 0..N (e.g. ProcessedDataset.item_counts()); "
+                "or use logq='single' (--logq single)"
+            )
+        c = torch.as_tensor(np.asarray(counts), dtype=torch.float64).flatten()
+        if c.numel() != sampler.n_items + 1:
+            raise ValueError(
+                f"counts must have n_items + 1 = {sampler.n_items + 1} entries (index 0 is padding), got {c.numel()}"
+            )
+        if bool((c < 0).any()) or not bool(torch.isfinite(c).all()):
+            raise ValueError("counts must be finite and non-negative")
+        total = float(c[1:].sum())
+        if total <= 0:
+            raise ValueError(f"counts has no positive entry among items 1..N: logq={logq!r} has no popularity to use")
+        pop = c / total
+        pop[0] = 0.0
+        log_pop = torch.log(pop)
+        floor = float(log_pop[1:][pop[1:] > 0].min())
+        self._pop = pop.float().to(sampler.device)
+        self._log_pop = log_pop.clamp(min=floor).float().to(sampler.device)
 
     def shard_negatives(self, targets, negatives, lo, hi):
         """One process scores every row against all B targets + k negatives;
@@ -447,6 +536,8 @@ class SampledSoftmax(Loss):
             raise ValueError(
                 f"sampled_softmax uses negatives shared by the batch, shape [k]; got {tuple(negatives.shape)}"
             )
+        if self.logq != "single":
+            return self._per_source(session, targets, embedding, negatives, l2)
         batch = targets.shape[0]
         s = self.session(session, l2)
         cand = torch.cat([targets, negatives])  # [B + k]
@@ -459,6 +550,130 @@ class SampledSoftmax(Loss):
         logits = logits.masked_fill(hit, -math.inf)
         return F.cross_entropy(logits, own)
 
+    def _per_source(self, session, targets, embedding, negatives, l2):
+        """``logq="mixed"`` and ``"corrected"`` (class doc)."""
+        batch, k = targets.shape[0], self.sampler.k
+        if negatives.numel() < k:
+            raise ValueError(
+                f"sampled_softmax with logq={self.logq!r} reads the last k = {k} negatives as the sampled ones; "
+                f"got {negatives.numel()}"
+            )
+        s = self.session(session, l2)
+        cand = torch.cat([targets, negatives])  # [B' + k]: in-batch targets (this batch's first), then sampled
+        n_batch = cand.numel() - k
+        scores = s @ item_vectors(embedding, cand, l2).T
+        log_q = torch.cat([self._log_pop[cand[:n_batch]], self.sampler.log_q_correction(cand[n_batch:])]).to(s.dtype)
+        own = torch.arange(batch, device=targets.device)
+        same = cand.unsqueeze(0) == targets.unsqueeze(1)  # [B, B' + k]: the row's own target, wherever it stands
+        if self.logq == "mixed":
+            hit = same.clone()
+            hit.diagonal().fill_(False)  # the row's own positive column stays (see compute)
+            return F.cross_entropy((scores - log_q).masked_fill(hit, -math.inf), own)
+        # corrected: negatives drawn from q_src(j) / (1 - q_src(p_b)); the positive uncorrected, out of the denominator
+        pos = scores.diagonal()
+        q_pos = torch.stack([self._pop[targets], self.sampler.log_q(targets).exp()], 1).to(s.dtype)  # [B, 2]
+        log_rest = torch.log1p(-q_pos.clamp(max=1.0 - 1e-6))  # log(1 - q_src(p_b)) of each source
+        from_batch = torch.arange(cand.numel(), device=cand.device) < n_batch
+        z = scores - log_q + torch.where(from_batch.unsqueeze(0), log_rest[:, :1], log_rest[:, 1:])
+        z = z.masked_fill(same, -math.inf)
+        n_neg = (~same).sum(1)
+        has_neg = n_neg > 0
+        z = torch.where(has_neg.unsqueeze(1), z, torch.zeros_like(z))  # a finite stand-in; such rows add 0 below
+        per_row = torch.logsumexp(z, 1) - pos
+        weight = torch.sigmoid(per_row - torch.log(n_neg.clamp(min=1).to(s.dtype))).detach()  # 1 - P_b
+        return (weight * per_row * has_neg).mean()
+
+
+class ScalableCrossEntropy(Loss):
+    """SCE, scalable cross-entropy (not in the dissertation: Mezentsev et al.,
+    "Scalable Cross-Entropy Loss for Sequential Recommendations with Large
+    Item Catalogs", RecSys 2024, arXiv 2409.18721; reference code: RePlay,
+    ``replay/models/nn/loss/sce.py``).
+
+    Cross-entropy over the hard negatives that a random-projection bucketing
+    finds (an approximate maximum-inner-product search). Per batch,
+    ``n_buckets`` Gaussian vectors ``w_j`` (``[n_buckets, d]``, drawn by
+    :meth:`draw` from the step's generator) each take the ``bucket_size``
+    sessions of the batch and the ``bucket_size`` items of the whole table
+    (rows 1..N) with the largest inner products ``w_j . s_b`` and ``w_j .
+    y_i``: sessions and items that point the same way, whose scores dominate
+    the softmax. The selection uses the scoring vectors (L2-normalised and
+    scaled as in every loss) and takes no gradient. Bucket j gives each of
+    its sessions b, with target p,
+
+    ``ce_j(b) = log(exp(s_b . y_p) + sum_{i in bucket j, i != p} exp(s_b . y_i)) - s_b . y_p``
+
+    (selected items equal to ``p`` are accidental hits and are masked; the
+    positive's column is added once). Reduction, as RePlay's: a session in
+    several buckets keeps its largest ``ce_j`` (its hardest negatives), and
+    the loss is the mean over the sessions that at least one bucket took. A
+    session in no bucket adds nothing this step (no value, no gradient),
+    rather than a cross-entropy over its positive alone, which would be 0 and
+    only dilute the mean. ``bucket_size`` is clamped to B for the sessions and
+    to N for the items, so with one bucket and ``bucket_size >= max(B, N)``
+    this is full cross-entropy.
+
+    Differences from RePlay: one ``bucket_size`` for sessions and items
+    (RePlay: ``bucket_size_x``, ``bucket_size_y``); no ``mix_x`` option; the
+    bucket vectors are not scaled by ``d ** -0.25`` (the top-k is the same);
+    RePlay leaves out sessions whose loss is exactly 0 as "not selected",
+    here the selection itself is tracked.
+
+    ``compute(session, targets, embedding, buckets, l2)`` takes the bucket
+    vectors in place of ``negatives``. Items are looked up only through
+    :func:`~srs_core.scoring.item_vectors` (the targets and the selected
+    rows), so the item table's gradient touches only those rows and every
+    optimizer works (dense, sparse, sparse_fast); the selection reads the
+    whole table without gradient, ``n_buckets x N x d`` multiply-adds per
+    step. Not for CUDA graphs or torchrun (see
+    :func:`srs_core.training.graph.graph_support` and ``data_parallel``): a
+    bucket takes the top sessions of the whole batch, which one rank's
+    shard cannot see.
+    """
+
+    name = "sce"
+    data_parallel = False
+
+    def __init__(self, n_buckets: int = 8, bucket_size: int = 256, score_scale: float = 1.0,
+                 device: torch.device | str = "cpu") -> None:
+        super().__init__(score_scale=score_scale)
+        if isinstance(n_buckets, bool) or int(n_buckets) != n_buckets or n_buckets < 1:
+            raise ValueError(f"sce needs at least one bucket (--sce-buckets), got {n_buckets}")
+        if isinstance(bucket_size, bool) or int(bucket_size) != bucket_size or bucket_size < 1:
+            raise ValueError(f"sce's bucket size (--sce-bucket-size) must be a positive integer, got {bucket_size}")
+        self.n_buckets = int(n_buckets)
+        self.bucket_size = int(bucket_size)
+        self.device = torch.device(device)
+
+    def draw(self, batch_size, dim, generator=None):
+        """``n_buckets`` fresh Gaussian bucket vectors ``[n_buckets, dim]``."""
+        return torch.randn((self.n_buckets, int(dim)), generator=generator, device=self.device)
+
+    def compute(self, session, targets, embedding, negatives, l2):
+        buckets = negatives
+        if buckets is None or buckets.dim() != 2 or buckets.shape[1] != session.shape[-1]:
+            got = None if buckets is None else tuple(buckets.shape)
+            raise ValueError(
+                f"sce takes its bucket vectors [n_buckets, d = {session.shape[-1]}] in place of negatives, got {got}: "
+                "call the loss (it draws them) or pass loss.draw(batch_size, d, generator)"
+            )
+        s = self.session(session, l2)
+        batch, n_items = s.shape[0], embedding.num_embeddings - 1
+        size_x, size_y = min(self.bucket_size, batch), min(self.bucket_size, n_items)
+        pos = (s * item_vectors(embedding, targets, l2)).sum(-1)  # [B]
+        with torch.no_grad():  # which sessions and items share a bucket: no gradient through the choice
+            w = buckets.to(device=s.device, dtype=s.dtype)
+            top_x = torch.topk(w @ s.T, size_x, dim=1).indices  # [n_b, size_x] rows of the batch
+            top_y = torch.topk(w @ all_items(embedding, l2).T, size_y, dim=1).indices + 1  # [n_b, size_y] item ids
+        neg = torch.bmm(s[top_x], item_vectors(embedding, top_y, l2).transpose(1, 2))  # [n_b, size_x, size_y]
+        neg = neg.masked_fill(targets[top_x].unsqueeze(-1) == top_y.unsqueeze(1), -math.inf)
+        p = pos[top_x]
+        ce = torch.logsumexp(torch.cat([p.unsqueeze(-1), neg], -1), -1) - p  # [n_b, size_x]
+        rows = top_x.flatten()
+        per_session = torch.zeros_like(pos).scatter_reduce(0, rows, ce.flatten(), "amax", include_self=False)
+        taken = torch.zeros(batch, dtype=s.dtype, device=s.device).index_fill(0, rows, 1.0)
+        return (per_session * taken).sum() / taken.sum()
+
 
 #: Loss name (as used by ``srs train --loss``) -> loss class.
 LOSSES: dict[str, type[Loss]] = {
@@ -468,6 +683,7 @@ LOSSES: dict[str, type[Loss]] = {
     "gbce": GeneralisedBCE,
     "triplet": Triplet,
     "sampled_softmax": SampledSoftmax,
+    "sce": ScalableCrossEntropy,
 }
 
 
@@ -484,13 +700,19 @@ def build_loss(
     shared_negatives: bool = False,
     mix: float = 0.5,
     gbce_t: float = 0.75,
+    logq: str = "single",
+    sce_buckets: int = 8,
+    sce_bucket_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> Loss:
     """The loss ``name`` (one of :data:`LOSSES`) with its own negative sampler.
 
     ``negatives`` (k), ``distribution``, ``alpha``, ``mix`` and ``counts``
     configure the sampler of the sampled losses; ``margin`` is the triplet
-    margin; ``gbce_t`` is gBCE's calibration t; ``score_scale`` multiplies L2-normalised scores in every loss.
+    margin; ``gbce_t`` is gBCE's calibration t; ``logq`` is ``sampled_softmax``'s
+    logQ correction (:data:`LOGQ_MODES`; ``mixed`` and ``corrected`` read
+    ``counts``); ``sce_buckets`` and ``sce_bucket_size`` are SCE's bucketing;
+    ``score_scale`` multiplies L2-normalised scores in every loss.
     ``shared_negatives=True`` (an extension) gives ``ns`` and ``triplet`` one
     set of k negatives for the whole batch, so k can grow at the cost of k
     row lookups instead of B x k; ``sampled_softmax`` always shares them.
@@ -499,9 +721,14 @@ def build_loss(
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     cls = LOSSES[name]
+    if logq != "single" and cls is not SampledSoftmax:
+        raise ValueError(f"logq={logq!r} (--logq) corrects sampled_softmax's logits; the {name!r} loss has none: "
+                         "leave it at 'single'")
     if not cls.sampled:
         if shared_negatives:
-            raise ValueError("shared_negatives applies to the sampled losses, not 'ce' (it uses every item)")
+            raise ValueError(f"shared_negatives applies to the sampled losses, not {name!r} (it draws no negatives)")
+        if cls is ScalableCrossEntropy:
+            return ScalableCrossEntropy(sce_buckets, sce_bucket_size, score_scale=score_scale, device=device)
         return cls(score_scale=score_scale)
     if n_items is None:
         if counts is None:
@@ -523,4 +750,6 @@ def build_loss(
         return Triplet(sampler, margin=margin, score_scale=score_scale)
     if cls is GeneralisedBCE:
         return GeneralisedBCE(sampler, t=gbce_t, score_scale=score_scale)
+    if cls is SampledSoftmax:
+        return SampledSoftmax(sampler, score_scale=score_scale, logq=logq, counts=counts)
     return cls(sampler, score_scale=score_scale)

@@ -162,7 +162,7 @@ def test_sampled_losses_give_a_sparse_gradient_on_the_looked_up_rows(setup, name
 
 
 def test_losses_are_registered_and_bad_parameters_are_named():
-    assert set(LOSSES) == {"ce", "cce", "ns", "gbce", "triplet", "sampled_softmax"}
+    assert set(LOSSES) == {"ce", "cce", "ns", "gbce", "triplet", "sampled_softmax", "sce"}
     with pytest.raises(ValueError, match="unknown loss 'bpr'"):
         build_loss("bpr", N)
     with pytest.raises(ValueError, match="margin"):

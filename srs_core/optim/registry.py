@@ -31,13 +31,17 @@ def embedding_is_sparse(kind: str) -> bool:
 
 
 def check_combination(loss_name: str, optimizer_kind: str) -> None:
-    """Raise a clear ``ValueError`` for a loss x optimizer pairing that cannot work."""
+    """Raise a clear ``ValueError`` for a loss x optimizer pairing that cannot work.
+
+    Full cross-entropy (``ce``, ``cce``) needs ``dense``. Every other loss
+    (the sampled ones and ``sce``, whose gradient reaches only the targets
+    and the rows its buckets selected) works with all three optimizers."""
     _check_kind(optimizer_kind)
     if loss_name in DENSE_GRADIENT_LOSSES and optimizer_kind in SPARSE_KINDS:
         raise ValueError(
             f"full cross-entropy (--loss {loss_name}) cannot use --optimizer {optimizer_kind}: "
             "its gradient touches every item row; use --optimizer dense or a sampled loss "
-            "(ns, gbce, triplet, sampled_softmax)"
+            "(ns, gbce, triplet, sampled_softmax) or sce"
         )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srs_core.data.dataset import ProcessedDataset
-from srs_core.losses import LOSSES
+from srs_core.losses import LOGQ_MODES, LOSSES
 from srs_core.models import MODELS
 from srs_core.optim import OPTIMIZERS, check_combination
 from srs_core.results import config_hash
@@ -32,7 +32,8 @@ class TrainConfig:
     loss: str = _flag("ce", "ce: full cross-entropy; ns: negative sampling with mean noise term (Eq. 4.1); triplet: "
                       "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction; "
                       "gbce: gSASRec's generalised BCE (--gbce-t); cce: exact cross-entropy in item chunks, without the "
-                      "N-wide logits (dense optimizer)",
+                      "N-wide logits (dense optimizer); sce: scalable cross-entropy over random-projection buckets of "
+                      "hard negatives (--sce-buckets, --sce-bucket-size)",
                       choices=sorted(LOSSES))
     optimizer: str = _flag("dense", "dense: Adam everywhere; sparse: torch SparseAdam on item embeddings; sparse_fast: "
                            "our faster lazy Adam with SparseAdam's semantics", choices=sorted(OPTIMIZERS))
@@ -57,6 +58,15 @@ class TrainConfig:
     mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
     gbce_t: float = _flag(0.75, "gbce: the calibration t in [0, 1] (0: plain BCE; default 0.75, the authors' "
                           "recommendation)", group=EXTENSIONS_GROUP, metavar="T")
+    sce_buckets: int = _flag(8, "sce: the number of random bucket vectors per batch (default 8)",
+                             group=EXTENSIONS_GROUP, metavar="NB")
+    sce_bucket_size: int = _flag(256, "sce: sessions and items per bucket, clamped to the batch and the catalogue "
+                                 "(default 256)", group=EXTENSIONS_GROUP, metavar="BS")
+    logq: str = _flag("single", "sampled_softmax's logQ correction: single, the sampler's q for every candidate "
+                      "(default); mixed, in-batch targets by their training popularity and sampled negatives by q "
+                      "(mixed negative sampling); corrected, as mixed with the positive uncorrected and out of the "
+                      "denominator, weighted by 1 - its estimated probability (Khrylchenko et al. 2025)",
+                      group=EXTENSIONS_GROUP, choices=list(LOGQ_MODES))
     patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the selection split (0: off)",
                           group=EXTENSIONS_GROUP)
     select: str = _flag("valid", "where the reported epoch is chosen (and --patience watches): valid, the validation "
@@ -97,6 +107,17 @@ class TrainConfig:
         if self.shared_negatives and self.loss not in ("ns", "triplet"):
             raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {self.loss!r} "
                              "(sampled_softmax always shares its negatives; ce uses every item)")
+        for name in ("sce_buckets", "sce_bucket_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(self, name)}")
+        if self.loss != "sce" and any(getattr(self, k) != v for k, v in _SCE_DEFAULTS.items()):
+            raise ValueError(f"--sce-buckets and --sce-bucket-size configure --loss sce, not {self.loss!r}: "
+                             "leave them at their defaults")
+        if self.logq not in LOGQ_MODES:
+            raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {self.logq!r}")
+        if self.logq != "single" and self.loss != "sampled_softmax":
+            raise ValueError(f"--logq {self.logq} corrects sampled_softmax's logits, not {self.loss!r}'s: "
+                             "use --loss sampled_softmax or leave --logq single")
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"mix must be in [0, 1], got {self.mix}")
         if self.select not in SELECT_MODES:
@@ -123,7 +144,9 @@ class TrainConfig:
         """The fields that define the result, with the dataset by content and
         the split that chooses the epoch. An extension left at its default is
         left out (selection on test, the dissertation's, counts as one), so
-        every run recorded before the extension existed keeps its hash."""
+        every run recorded before the extension existed keeps its hash. The
+        sce loss's bucketing is in the identity of every sce run and of no
+        other."""
         d = {k: v for k, v in dataclasses.asdict(self).items()
              if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
         d.pop("select")
@@ -133,6 +156,11 @@ class TrainConfig:
             d["mix"] = self.mix  # part of the result whenever the mixture is used
         else:
             d.pop("mix", None)
+        for k in _SCE_DEFAULTS:  # sce's bucketing is part of every sce run and of no other
+            if self.loss == "sce":
+                d[k] = getattr(self, k)
+            else:
+                d.pop(k, None)
         d["dataset"] = dataset_fingerprint
         return d
 
@@ -162,7 +190,10 @@ class TrainConfig:
         return cls(**given)
 
 
-_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75}
+_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
+                       "logq": "single"}
+#: Fields of the sce loss only: in the identity of every sce run, of no other.
+_SCE_DEFAULTS = {"sce_buckets": 8, "sce_bucket_size": 256}
 
 
 def dataset_fingerprint(ds: ProcessedDataset) -> str:

@@ -28,8 +28,8 @@ host synchronisation, so the step uses:
   runs the same step on it eagerly (:meth:`GraphedTrainStep.eager`), with the
   same parameters and optimizer state, so no sample is dropped.
 
-Which pairings can be captured (:func:`graph_support`): every loss with the
-dense optimizer, and the sampled losses with ``sparse_fast``. SparseAdam
+Which pairings can be captured (:func:`graph_support`): every loss but
+``sce`` with the dense optimizer, and the sampled losses with ``sparse_fast``. SparseAdam
 (``--optimizer sparse``) cannot: it builds and coalesces sparse tensors whose
 sizes the host must read.
 
@@ -68,13 +68,17 @@ def graph_support(loss: str, optimizer: str) -> str | None:
                 f"must read; a graph can capture {' or '.join(GRAPH_OPTIMIZERS)}")
     if optimizer == "sparse_fast" and loss in DENSE_GRADIENT_LOSSES:
         return "full cross-entropy reads every item row: graph it with --optimizer dense"
+    if loss == "sce":
+        return ("the sce loss draws float bucket vectors, not the negative ids the graphed step keeps in its static "
+                "buffers, and its graphed step has not been checked on a GPU; train it eagerly (--graph off, or auto, "
+                "which runs it eagerly)")
     return None
 
 
 def check_graphable(loss_fn: Loss, optimizer: str, device: torch.device, generator: torch.Generator | None, *,
                     use_graph: bool, warmup: int, batch_size: int, dist: Dist) -> None:
     """Raise a clear ``ValueError`` when a :class:`GraphedTrainStep` cannot be built from these parts."""
-    if optimizer == "sparse_fast" and not loss_fn.sampled:
+    if optimizer == "sparse_fast" and not loss_fn.sampled and loss_fn.name in DENSE_GRADIENT_LOSSES:
         raise ValueError(
             f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
             "(ns, triplet, sampled_softmax), or optimizer='dense'"

@@ -31,6 +31,11 @@ class TrainStep:
         self.generator = generator
         self.dist = dist
         self.device = next(model.parameters()).device
+        if dist.active and not loss_fn.data_parallel:
+            raise ValueError(
+                f"the {loss_fn.name!r} loss cannot train data-parallel (torchrun): its value is not the sum of the "
+                "ranks' shard losses (sce's buckets take the top sessions of the whole batch); run it in one process"
+            )
         self.reducer = GradReducer(model, opt, dist) if dist.active else None
         self.negatives: torch.Tensor | None = None
 
@@ -44,8 +49,8 @@ class TrainStep:
             session = self.model(items, lengths)
         elif hi > lo:
             session = self.model(items[lo:hi], lengths[lo:hi])
-        if self.loss_fn.sampled and negatives is None:  # every rank draws the global batch's negatives
-            negatives = self.loss_fn.sampler.sample(n, self.generator)
+        if negatives is None:  # every rank draws the global batch's negatives (None for ce, cce; sce: its buckets)
+            negatives = self.loss_fn.draw(n, self.model.item_embedding.embedding_dim, self.generator)
             if fixed_shapes and self.negatives is not None:
                 self.negatives.copy_(negatives)  # kept so callers can see what was drawn
         emb = self.model.item_embedding
