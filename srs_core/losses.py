@@ -205,7 +205,7 @@ class Loss:
 
     def draw(self, batch_size: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """The random part of one call for a batch of ``batch_size`` sessions
-        of size ``dim``, passed to :meth:`compute` as ``negatives``: fresh
+        of size ``dim``, passed to ``compute`` as ``negatives``: fresh
         negative ids from the sampler, or ``None`` for a loss without one."""
         return self.sampler.sample(batch_size, generator) if self.sampled else None
 
