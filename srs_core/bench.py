@@ -6,10 +6,11 @@ random batches (batch 128, prefixes of 1..24 items by default), warms up,
 then times ``repeats`` full steps (forward, loss, backward, optimizer) and
 reports the median. ``measure_isolated`` runs it in a fresh Python process so
 that the peak resident memory (``ru_maxrss``) belongs to that one
-configuration alone. The step is the training step itself
-(:class:`srs_core.training.step.TrainStep`); the helpers below (a toy
-encoder, device clocks, memory readings, the machine's name, waiting for a
-quiet CPU) serve the scripts.
+configuration alone; each measurement also says what the steps add on top
+of the built model, optimizer and loss (``step_extra_mb``). The step is the
+training step itself (:class:`srs_core.training.step.TrainStep`); the
+helpers below (a toy encoder, device clocks, memory readings, the machine's
+name, waiting for a quiet CPU) serve the scripts.
 """
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ class StepSpec:
     sampling: str = "uniform"
     score_scale: float = 1.0
     shared_negatives: bool = False
+    # the rest of build_loss's settings, passed through as training passes
+    # them (TrainConfig's fields of the same names; defaults are its own)
+    margin: float = 0.5
+    alpha: float = 0.75
+    mix: float = 0.5
+    gbce_t: float = 0.75
+    logq: str = "single"
+    sce_buckets: int = 8
+    sce_bucket_size: int = 256
 
 
 def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, seed: int = 0):
@@ -84,27 +94,49 @@ def build_step(spec: StepSpec):
     # sampler then searches a realistic, skewed table; uniform ignores them.
     counts = np.zeros(spec.n_items + 1, dtype=np.int64)
     counts[1:] = np.maximum(1, 1e6 / np.arange(1, spec.n_items + 1)).astype(np.int64)
-    loss_fn = build_loss(spec.loss, negatives=spec.negatives, counts=counts, distribution=spec.sampling,
-                         score_scale=spec.score_scale, shared_negatives=spec.shared_negatives, device=device)
+    loss_fn = build_loss(spec.loss, negatives=spec.negatives, margin=spec.margin, distribution=spec.sampling,
+                         alpha=spec.alpha, counts=counts, score_scale=spec.score_scale,
+                         shared_negatives=spec.shared_negatives, mix=spec.mix, gbce_t=spec.gbce_t, logq=spec.logq,
+                         sce_buckets=spec.sce_buckets, sce_bucket_size=spec.sce_bucket_size, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
     return TrainStep(model, loss_fn, opt, l2=spec.l2, generator=gen)
 
 
 def time_step(spec: StepSpec) -> dict:
-    """Median wall time of one training step (ms), measured in this process."""
+    """Median wall time of one training step (ms), measured in this process.
+
+    Memory, in MB of the device's own measure (resident memory on CPU,
+    ``torch.cuda`` allocations on CUDA): ``setup_mb`` once the model, the
+    optimizer, the loss and the batches are built; ``warm_mb`` after the
+    warm-up steps (the optimizer's lazily made states and the kept gradients
+    now exist); ``step_peak_mb`` the peak over all the steps (warm-up
+    included); ``step_extra_mb = step_peak_mb - setup_mb``, what the steps
+    add to the built set-up. ``step_peak_exact`` is False where the peak
+    could not be reset after the set-up (then the set-up's own transient
+    peak may be in it). ``peak_rss_mb`` is the process's peak resident
+    memory over everything, set-up included."""
     device = torch.device(spec.device)
     step = build_step(spec)
     batches = random_batches(spec.warmup + spec.repeats, spec.batch_size, spec.max_len, spec.n_items, device, spec.seed)
+    sync(device)
+    setup_mb = current_mb(device)
+    setup_peak_rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _status_kb("VmHWM")) / 1024
+    exact = reset_peak(device)  # on CPU this also lowers ru_maxrss: the set-up's peak is kept above
+    warm_mb = setup_mb
     times = []
     for i, batch in enumerate(batches):
+        if i == spec.warmup:
+            warm_mb = current_mb(device)
         t0 = clock(device)
         step(*batch)
         if i >= spec.warmup:
             times.append((clock(device) - t0) * 1e3)
+    step_peak = peak_mb(device)
     return {**asdict(spec), "median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads()}
+            "peak_rss_mb": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, setup_peak_rss),
+            "setup_mb": setup_mb, "warm_mb": warm_mb, "step_peak_mb": step_peak, "step_extra_mb": step_peak - setup_mb,
+            "step_peak_exact": exact, "threads": torch.get_num_threads()}
 
 
 def measure_isolated(spec: StepSpec, timeout: float = 900) -> dict:
@@ -161,22 +193,29 @@ def make_model(name: str, n_items: int, dim: int, sparse: bool) -> SessionEncode
 
 
 def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
+    """A field of ``/proc/self/status`` in kB; 0 where there is none (not Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
-def reset_peak(device: torch.device) -> None:
+def reset_peak(device: torch.device) -> bool:
+    """Restart the device's peak-memory reading from now; False where it
+    could not (then ``peak_mb`` still includes the earlier peak)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    else:
-        try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-        except OSError:
-            pass
+        return True
+    try:  # Linux: writing 5 resets the peak resident set size (VmHWM)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def current_mb(device: torch.device) -> float:

@@ -134,17 +134,21 @@ def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
     on validation against cross-entropy chosen the same way) with
     ``mrr_ratio``, ``mrr_lo``, ``mrr_hi`` and ``mrr_verdict``: "holds" when
     every comparison beats or matches, "fails" when every one trails, "partly"
-    when some trail, else "inconclusive"."""
+    when some trail, "mostly" when none trails, some beat or match and the
+    rest are inconclusive, and "inconclusive" when every one is."""
     rows = intervals[intervals.mrr_verdict != "n/a"]
     if not len(rows):
         return Claim("II-acc", "not measured", f"No scalable loss was compared with cross-entropy on {where}.", {"n": 0})
     c = _counts(rows.mrr_verdict)
     n = len(rows)
-    word = ("holds" if c["beats"] + c["matches"] == n else "fails" if c["trails"] == n else
-            "partly" if c["trails"] else "inconclusive")
+    kept = c["beats"] + c["matches"]
+    word = ("holds" if kept == n else "fails" if c["trails"] == n else
+            "partly" if c["trails"] else "mostly" if kept else "inconclusive")
     lead = {"holds": "the scalable losses kept cross-entropy's accuracy",
             "fails": "the scalable losses fell short of cross-entropy's accuracy",
             "partly": "the scalable losses kept cross-entropy's accuracy only in part",
+            "mostly": (f"none of the scalable losses fell short of cross-entropy's accuracy, and {kept} of the {n} "
+                       "comparisons showed them keeping it; the others were too close to tell"),
             "inconclusive": "the test day was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
     return Claim("II-acc", word,
                  f"On {where}, {lead}: of {n} comparisons of MRR@20, {_count_text(c)} "

@@ -106,7 +106,11 @@ def test_claim_II_accuracy_flips():
     assert claims.keeps_accuracy(_iv("trails", "trails"), "real data").verdict == "fails"
     part = claims.keeps_accuracy(_iv("beats", "trails"), "real data")
     assert part.verdict == "partly" and "1 beats, 1 trails" in part.sentence
-    assert claims.keeps_accuracy(_iv("inconclusive", "matches"), "real data").verdict == "inconclusive"
+    mostly = claims.keeps_accuracy(_iv("inconclusive", "matches"), "real data")
+    assert mostly.verdict == "mostly" and "none of the scalable losses fell short" in mostly.sentence
+    assert "1 of the 2 comparisons" in mostly.sentence
+    assert claims.keeps_accuracy(_iv("inconclusive", "inconclusive"), "real data").verdict == "inconclusive"
+    assert claims.keeps_accuracy(_iv("inconclusive", "trails"), "real data").verdict == "partly"
     assert claims.keeps_accuracy(_iv(), "real data").verdict == "not measured"
     assert "kept" in claims.keeps_accuracy(_iv("matches"), "x").sentence
     assert "fell short" in claims.keeps_accuracy(_iv("trails"), "x").sentence
