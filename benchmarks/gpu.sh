@@ -19,8 +19,13 @@
 # 3. sparse_fast (eager, static, and inside a CUDA graph) against
 #    torch.optim.SparseAdam for 50 steps at 1.28M items, ms/step of STAMP
 #    and SR-GNN at 1.28M items in a graph, eager, with SparseAdam and with
-#    dense CE, and a 10M-item catalogue (benchmarks/bench_sparse.py --gpu-table).
-# Writes benchmarks/results/gpu_train.csv and gpu_comparison.csv/.json (the card's name is in them).
+#    dense CE, and a 10M-item catalogue (benchmarks/bench_sparse.py --gpu-table);
+# 4. every loss in its chosen setting at 1e4, 1e5, 1.28e6 and 1e7 items
+#    (benchmarks/bench_losses.py): step time and peak CUDA memory of ce and
+#    cce with dense Adam against ns + sparse_fast and the other losses, about
+#    60 s (a deadline; the configurations it does not reach say so in the CSV).
+# Writes benchmarks/results/gpu_train.csv, gpu_comparison.csv/.json and
+# losses_cuda.csv (the card's name is in them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -45,8 +50,15 @@ else
   echo "pytest is not installed here: skipping the unit tests (the checks below still run)"
 fi
 echo "--- end to end: srs train, one epoch ($(( $(date +%s) - START )) s so far)"
-# leave about 100 s for step 3
-"$PY" benchmarks/bench_train.py --ddp-check --deadline $((START + 250)) "${TRAIN_ARGS[@]}"
+# leave about 100 s for step 3 and 60 s for step 4
+"$PY" benchmarks/bench_train.py --ddp-check --deadline $((START + 190)) "${TRAIN_ARGS[@]}"
 echo "--- one training step against SparseAdam and dense CE ($(( $(date +%s) - START )) s so far)"
 "$PY" benchmarks/bench_sparse.py --gpu-table "${ARGS[@]}"
+echo "--- every loss in its chosen setting, 1e4 to 1e7 items ($(( $(date +%s) - START )) s so far)"
+# about 60 s, launching nothing after START + 330 s (a child already running is stopped 30 s later)
+LOSS_DEADLINE=$(( $(date +%s) + 60 )); (( LOSS_DEADLINE <= START + 330 )) || LOSS_DEADLINE=$((START + 330))
+LOSS_SIZES=(--items 10000 100000 1280000 10000000 --repeats 5)
+if [[ " ${TRAIN_ARGS[*]-} " == *" --smoke "* ]]; then LOSS_SIZES=(); fi  # --smoke: its own tiny sizes
+"$PY" benchmarks/bench_losses.py ${LOSS_SIZES[@]+"${LOSS_SIZES[@]}"} --max-seconds-per-config 30 \
+  --deadline "$LOSS_DEADLINE" "${TRAIN_ARGS[@]}"
 echo "--- gpu.sh took $(( $(date +%s) - START )) s"
