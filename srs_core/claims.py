@@ -17,6 +17,8 @@ II-acc      at their settings chosen on validation, they keep
             cross-entropy's accuracy on the test day
 III         L2 normalisation alone does not explain Experiment II
 vsknn       where the neural models stand against V-SKNN (ours)
+frontier    which loss keeps cross-entropy's accuracy at the least cost
+            per step on a MeLi2020-sized catalogue (ours)
 ==========  ================================================================
 
 Accuracy verdicts come from paired bootstrap intervals
@@ -198,3 +200,53 @@ def against_vsknn(intervals: pd.DataFrame, where: str) -> Claim:
             "some beat": f"{c['beats']} of {n} neural models beat V-SKNN"}[word]
     return Claim("vsknn", word, f"On {where}, {lead} on MRR@20 ({_count_text(c)}; ratios {_range(rows.mrr_ratio)}).",
                  {"n": n, **c})
+
+
+# -- frontier (ours): accuracy against cost ------------------------------------------
+
+#: The cost budget of the frontier claim: at most this many times the step time of
+#: negative sampling with sparse_fast (the dissertation's recipe) at the same size.
+COST_BUDGET = 1.5
+KEEPS = ("beats", "matches")
+
+
+def pareto_front(points: pd.DataFrame, cost: str = "step_ms", value: str = "mrr_ratio") -> pd.Series:
+    """Whether each row is on the accuracy-cost frontier: no other row costs
+    at most as much and reaches at least as much, better in one of the two."""
+    c, v = points[cost].to_numpy(float), points[value].to_numpy(float)
+    on = [not any((c[j] <= c[i] and v[j] >= v[i]) and (c[j] < c[i] or v[j] > v[i]) for j in range(len(c)) if j != i)
+          and math.isfinite(c[i]) and math.isfinite(v[i]) for i in range(len(c))]
+    return pd.Series(on, index=points.index, name="on_frontier")
+
+
+def frontier(points: pd.DataFrame, reference_ms: float, where: str, budget: float = COST_BUDGET) -> Claim:
+    """Ours. ``points``: one row per loss (at its setting chosen on
+    validation) and model, with ``loss``, ``model``, ``step_ms`` (the loss's
+    training step at a MeLi2020-sized catalogue), and its test-day MRR@20
+    against cross-entropy: ``mrr_ratio``, ``mrr_lo``, ``mrr_hi``,
+    ``mrr_verdict``. ``reference_ms``: negative sampling with sparse_fast at
+    the same size. A loss *qualifies* when it beats or matches
+    cross-entropy for every model and its step costs at most ``budget`` x
+    ``reference_ms``; the verdict names the cheapest qualifying loss
+    ("recommend LOSS"), else "none within budget"."""
+    rows = points[points.mrr_verdict != "n/a"].dropna(subset=["step_ms"])
+    if not len(rows) or not math.isfinite(reference_ms):
+        return Claim("frontier", "not measured", f"No loss was both timed and compared with cross-entropy on {where}.",
+                     {"n": 0})
+    per_loss = rows.groupby("loss").agg(step_ms=("step_ms", "first"), keeps=("mrr_verdict", lambda v: all(w in KEEPS for w in v)),
+                                        low=("mrr_lo", "min"), high=("mrr_hi", "max"), models=("model", "nunique"))
+    per_loss["cost"] = per_loss.step_ms / reference_ms
+    good = per_loss[per_loss.keeps & (per_loss.cost <= budget)].sort_values("cost")
+    numbers = {"n": len(per_loss), "qualifying": list(good.index), "budget": budget}
+    if not len(good):
+        kept = per_loss[per_loss.keeps]
+        why = (f"the {len(kept)} that kept it cost {_range(kept.cost)} x" if len(kept) else "none kept it")
+        return Claim("frontier", "none within budget",
+                     f"On {where}, no loss kept cross-entropy's MRR@20 for every model at no more than {budget:g} x the "
+                     f"step time of negative sampling with sparse_fast ({len(per_loss)} losses; {why}).", numbers)
+    best = good.iloc[0]
+    return Claim("frontier", f"recommend {good.index[0]}",
+                 f"On {where}, {good.index[0]} kept cross-entropy's MRR@20 for all {int(best.models)} models "
+                 f"(intervals {_fmt(best.low)}-{_fmt(best.high)}) at {_fmt(best.cost)} x the step time of negative "
+                 f"sampling with sparse_fast ({_fmt(best.step_ms, '.1f')} ms); it is the cheapest of the "
+                 f"{len(good)} losses that did so within {budget:g} x.", {**numbers, "cost": float(best.cost)})

@@ -106,6 +106,29 @@ def peers(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def frontier(points: pd.DataFrame, on_frontier: pd.Series) -> plt.Figure:
+    """Accuracy against cost, one panel per model: x the loss's training step
+    (ms, log scale) at a MeLi2020-sized catalogue, y its test-day MRR@20 over
+    cross-entropy's with the 95% interval, each point labelled with its loss;
+    the frontier (``on_frontier``) is joined by a line."""
+    models = list(dict.fromkeys(points.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.4), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        d = points[points.model == model].sort_values("step_ms")
+        err = [(d.mrr_ratio - d.mrr_lo).clip(lower=0), (d.mrr_hi - d.mrr_ratio).clip(lower=0)]
+        ax.errorbar(d.step_ms, d.mrr_ratio, yerr=err, fmt="o", capsize=3, color="tab:blue")
+        for r in d.itertuples():
+            ax.annotate(LABELS.get(r.loss, r.loss), (r.step_ms, r.mrr_ratio), textcoords="offset points",
+                        xytext=(5, 5), fontsize=9)
+        front = d[on_frontier.reindex(d.index).fillna(False).astype(bool)]
+        ax.step(front.step_ms, front.mrr_ratio, where="post", color="tab:orange", label="frontier")
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="cross-entropy")
+        ax.set(xscale="log", xlabel="ms per training step (log scale)", ylabel="test MRR@20 / cross-entropy's",
+               title=LABELS.get(model, model))
+    axes[0][0].legend(loc="lower right")
+    return fig
+
+
 def unavailable(text: str) -> plt.Figure:
     """A small figure that only says why a figure is missing (its data is
     absent where the book was built), so that the page still builds."""

@@ -153,3 +153,36 @@ def test_the_readme_block_is_glued_from_the_figures_notebook(tmp_path):
     assert committed.count(readme.START) == 1 and all(f"**{heading}: " in shown for _, heading in readme.ORDER)
     with pytest.raises(ValueError, match="glues no sentence for claim"):
         readme.render({}, "nothing")
+
+
+def _points(rows):
+    return pd.DataFrame(rows, columns=["loss", "model", "step_ms", "mrr_ratio", "mrr_lo", "mrr_hi", "mrr_verdict"])
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = _points([("a", "m", 10.0, 1.0, 0.9, 1.1, "matches"), ("b", "m", 20.0, 0.9, 0.8, 1.0, "trails"),
+                   ("c", "m", 5.0, 0.8, 0.7, 0.9, "trails"), ("d", "m", 30.0, 1.2, 1.1, 1.3, "beats")])
+    assert claims.pareto_front(pts).tolist() == [True, False, True, True]  # b costs more than a and reaches less
+
+
+def test_frontier_claim_flips():
+    keep = _points([("cheap", "stamp", 12.0, 1.02, 1.01, 1.03, "beats"), ("cheap", "srgnn", 12.0, 1.0, 0.98, 1.02, "matches"),
+                    ("dear", "stamp", 40.0, 1.1, 1.05, 1.15, "beats"), ("dear", "srgnn", 40.0, 1.1, 1.05, 1.15, "beats")])
+    c = claims.frontier(keep, reference_ms=10.0, where="x")
+    assert c.verdict == "recommend cheap" and "1.20 x" in c.sentence and c.numbers["qualifying"] == ["cheap"]
+    # the cheap loss trails for one model: nothing within 1.5 x qualifies
+    trail = keep.assign(mrr_verdict=["beats", "trails", "beats", "beats"])
+    none = claims.frontier(trail, reference_ms=10.0, where="x")
+    assert none.verdict == "none within budget" and "4.00 x" in none.sentence
+    # a larger budget admits the dearer loss
+    assert claims.frontier(trail, reference_ms=10.0, where="x", budget=5).verdict == "recommend dear"
+    assert claims.frontier(keep.iloc[0:0], reference_ms=10.0, where="x").verdict == "not measured"
+
+
+def test_frontier_figure_has_a_panel_per_model():
+    from srs_core import plots
+
+    pts = _points([("ns", "stamp", 10.0, 0.9, 0.85, 0.95, "trails"), ("ce", "stamp", 100.0, 1.0, 1.0, 1.0, "matches"),
+                   ("ns", "srgnn", 10.0, 1.0, 0.95, 1.05, "inconclusive")])
+    fig = plots.frontier(pts, claims.pareto_front(pts))
+    assert len(fig.axes) == 2 and [a.get_title() for a in fig.axes] == ["STAMP", "SR-GNN"]
