@@ -204,8 +204,8 @@ def against_vsknn(intervals: pd.DataFrame, where: str) -> Claim:
 
 # -- frontier (ours): accuracy against cost ------------------------------------------
 
-#: The cost budget of the frontier claim: at most this many times the step time of
-#: negative sampling with sparse_fast (the dissertation's recipe) at the same size.
+#: The cost budget of the frontier claim, as a multiple of the step time of negative
+#: sampling with sparse_fast (the dissertation's recipe) at the same catalogue size.
 COST_BUDGET = 1.5
 KEEPS = ("beats", "matches")
 
