@@ -149,8 +149,8 @@ def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
     lead = {"holds": "the scalable losses kept cross-entropy's accuracy",
             "fails": "the scalable losses fell short of cross-entropy's accuracy",
             "partly": "the scalable losses kept cross-entropy's accuracy only in part",
-            "mostly": (f"none of the scalable losses fell short of cross-entropy's accuracy, and {kept} of the {n} "
-                       "comparisons showed them keeping it; the others were too close to tell"),
+            "mostly": ("none of the scalable losses fell short of cross-entropy's accuracy, though some "
+                       "comparisons were too close to tell"),
             "inconclusive": "the test day was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
     return Claim("II-acc", word,
                  f"On {where}, {lead}: of {n} comparisons of MRR@20, {_count_text(c)} "
