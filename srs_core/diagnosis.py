@@ -78,7 +78,9 @@ def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str
 
 def variant(config: dict) -> str:
     """A short name for a run: its loss, then what differs from the
-    dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``)."""
+    dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``;
+    for the losses published since: ``"sampled_softmax, S=10, popularity, logQ mixed"``,
+    ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``)."""
     loss = config.get("loss", "-")
     parts = []
     if loss == "ce":
@@ -96,13 +98,20 @@ def variant(config: dict) -> str:
         parts.append(f"k={int(config['negatives'])}" + (" shared" if config.get("shared_negatives") else ""))
     elif config.get("shared_negatives"):
         parts.append("shared")
+    if config.get("logq", "single") != "single":
+        parts.append(f"logQ {config['logq']}")
+    if loss == "gbce" and float(config.get("gbce_t", 0.75)) != 0.75:
+        parts.append(f"t={float(config['gbce_t']):g}")
+    if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
+        parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
     return loss if not parts else f"{loss}, {', '.join(parts)}"
 
 
 def is_extension(config: dict) -> bool:
     """Whether a run uses an option that is ours, not the dissertation's."""
     return (float(config.get("score_scale", 1.0)) != 1.0 or bool(config.get("shared_negatives"))
-            or config.get("sampling") == "mixed")
+            or config.get("sampling") == "mixed" or config.get("loss") in ("gbce", "cce", "sce")
+            or config.get("logq", "single") != "single")
 
 
 def compare(runs: pd.DataFrame, reference: str = "ce",

@@ -305,3 +305,14 @@ def test_complete_configs_lists_only_finished_runs(toy, tmp_path):
     done, todo = cfg(toy, epochs=1), cfg(toy, epochs=1, seed=1)
     run_in_store(ex.results_store(tmp_path), done, quiet=True)
     assert ex.complete_configs(tmp_path, [done, todo]) == [done]
+
+
+def test_variant_names_the_options_of_the_losses_published_since():
+    base = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scale": 1.0}
+    assert variant({**base, "loss": "sampled_softmax", "score_scale": 10.0, "sampling": "popularity", "logq": "mixed"}) \
+        == "sampled_softmax, S=10, popularity, logQ mixed"
+    assert variant({**base, "loss": "sampled_softmax", "logq": "single"}) == "sampled_softmax"
+    assert variant({**base, "loss": "gbce", "l2": False, "negatives": 256, "gbce_t": 0.9}) == "gbce, no L2, k=256, t=0.9"
+    assert variant({**base, "loss": "gbce", "l2": False, "negatives": 256, "gbce_t": 0.75}) == "gbce, no L2, k=256"
+    assert variant({**base, "loss": "sce", "l2": False, "sce_buckets": 16, "sce_bucket_size": 256}) == "sce, no L2, 16x256 buckets"
+    assert is_extension({**base, "loss": "sce"}) and not is_extension({**base, "loss": "ns"})
