@@ -18,6 +18,9 @@ and reports:
   makes on its first step (dense Adam's two moments, the dense gradient)
   and what each step holds for a moment (logits, their softmax and
   gradient); ``setup_mb`` is the memory it is measured from;
+* ``fields``: the configuration's own fields (JSON), by which notebook
+  07-beyond finds the step time of a run's setting
+  (:func:`srs_core.bench.step_ms_at`, matching :func:`srs_core.bench.cost_key`);
 * ``ratio_vs_ce`` and ``ratio_vs_ns_sparse_fast``: the step time over that of
   ``ce + dense`` and of ``ns + sparse_fast`` (the dissertation's setting) at
   the same N, on the same machine, in the same file.
@@ -67,6 +70,7 @@ import argparse
 import csv
 import datetime as dt
 import io
+import json
 import math
 import subprocess
 import sys
@@ -90,7 +94,8 @@ BASE_BYTES = 0.5e9  # the interpreter, torch, the encoder's own layers and the b
 #: ce and cce: the traditional method (no L2: L2 alone does not help cross-entropy, README);
 #: ns reference: the dissertation's setting (L2, 100 uniform negatives) with our optimizer;
 #: ns, triplet, sampled_softmax: README's "extensions' settings" (params/default.yaml `extensions`);
-#: gbce: gSASRec's recommendation (k = 256, t = 0.75, plain dot products); sce: its defaults.
+#: gbce: gSASRec's recommendation (k = 256, t = 0.75, plain dot products); sce: its defaults, and
+#: 16 buckets (the default profile's tuning grid tries both).
 CONFIGS: list[tuple[str, str, str, dict]] = [
     ("ce", "dense", "no L2", {"l2": False}),
     ("cce", "dense", "no L2", {"l2": False}),
@@ -103,11 +108,12 @@ CONFIGS: list[tuple[str, str, str, dict]] = [
      {"l2": True, "score_scale": 10.0, "sampling": "popularity", "logq": "mixed"}),
     ("gbce", "sparse_fast", "no L2, k=256 uniform, t=0.75", {"l2": False, "negatives": 256, "gbce_t": 0.75}),
     ("sce", "sparse_fast", "no L2, 8 buckets x 256", {"l2": False, "sce_buckets": 8, "sce_bucket_size": 256}),
+    ("sce", "sparse_fast", "no L2, 16 buckets x 256", {"l2": False, "sce_buckets": 16, "sce_bucket_size": 256}),
 ]
 CE_REF = CONFIGS[0][:3]
 NS_REF = CONFIGS[2][:3]
 
-COLUMNS = ["machine", "date", "torch", "device", "model", "loss", "optimizer", "setting", "n_items", "batch", "dim",
+COLUMNS = ["machine", "date", "torch", "device", "model", "loss", "optimizer", "setting", "fields", "n_items", "batch", "dim",
            "repeats", "warmup", "median_ms", "min_ms", "max_ms", "peak_rss_mb", "setup_mb", "loss_extra_mb",
            "memory_measure", "estimate_gb", "wall_s", "ratio_vs_ns_sparse_fast", "ratio_vs_ce", "status", "note"]
 KEY = ("machine", "device", "model", "loss", "optimizer", "setting", "n_items", "batch", "dim", "repeats")
@@ -299,7 +305,7 @@ def main(argv=None) -> int:
         blocked: str | None = None  # why a smaller N was not measured: larger ones are not tried either
         for n in items:
             base = dict(here, date=dt.date.today().isoformat(), loss=loss, optimizer=optimizer, setting=setting,
-                        n_items=n)
+                        fields=json.dumps(fields, sort_keys=True), n_items=n)
             old = rows[index[key_of(base)]] if key_of(base) in index else None
             if old is not None and old.get("status") == "ok" and not a.force:
                 prev = old

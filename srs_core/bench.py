@@ -166,6 +166,47 @@ def benchmark_results(folder) -> dict:
     return {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if "smoke" not in f.stem}
 
 
+#: What a training step's cost depends on, beside the loss and the optimizer's
+#: family, with the defaults of ``srs train``; a score scale, gBCE's ``t`` and
+#: the seed change no cost.
+COST_DEFAULTS = {"l2": False, "sampling": "uniform", "negatives": 100, "shared_negatives": False,
+                 "logq": "single", "sce_buckets": 8, "sce_bucket_size": 256}
+
+
+def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
+    """The part of a configuration its step time depends on: the loss, dense or
+    row-sparse updates (``sparse`` and ``sparse_fast`` make the same update;
+    ``benchmarks/bench_losses.py`` times ``sparse_fast``, the faster),
+    L2 for the full-catalogue losses (a normalised copy of the table), the
+    negatives' source and count for the sampled ones, logQ per source or
+    single, and SCE's buckets. Two configurations with the same key cost the
+    same step, up to noise."""
+    f = {**COST_DEFAULTS, **{k: v for k, v in fields.items() if k in COST_DEFAULTS}}
+    key: tuple = (loss, "dense" if optimizer == "dense" else "sparse")
+    if loss in ("ce", "cce", "sce"):
+        key += (bool(f["l2"]),)
+    if loss in ("ns", "triplet", "gbce", "sampled_softmax"):
+        key += (str(f["sampling"]), int(f["negatives"]), bool(f["shared_negatives"]) or loss == "sampled_softmax")
+    if loss == "sampled_softmax":
+        key += (f["logq"] != "single",)
+    if loss == "sce":
+        key += (int(f["sce_buckets"]), int(f["sce_bucket_size"]))
+    return key
+
+
+def step_ms_at(bench, loss: str, optimizer: str, fields: dict, n_items: int) -> float:
+    """The median step time (ms) that ``bench`` (``benchmarks/bench_losses.py``'s
+    CSV as a table, with its ``fields`` column) measured for a configuration of
+    the same :func:`cost_key` at ``n_items`` items; NaN if none was measured."""
+    want = cost_key(loss, optimizer, fields)
+    if bench is None or "fields" not in bench:
+        return float("nan")
+    for r in bench[(bench.n_items == n_items) & (bench.status == "ok")].itertuples():
+        if cost_key(r.loss, r.optimizer, json.loads(r.fields)) == want:
+            return float(r.median_ms)
+    return float("nan")
+
+
 # -- helpers of the benchmark scripts -------------------------------------------
 class ToyEncoder(SessionEncoder):
     """A toy encoder for benchmarks: mean and last-item pooling, one linear layer."""

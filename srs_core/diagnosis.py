@@ -21,6 +21,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from srs_core.optim.registry import DENSE_GRADIENT_LOSSES
 from srs_core.training import TrainConfig
 
 #: The dissertation's setting for a sampled loss (Sections 4.1-4.2, Experiment II).
@@ -37,12 +38,14 @@ def dissertation_setting(base: list[TrainConfig], losses: list[str], optimizer: 
 
 def extension_setting(base: list[TrainConfig], extensions: list[dict], optimizer: str) -> list[TrainConfig]:
     """Each extension (a dict of TrainConfig fields with its ``loss``) on top
-    of the dissertation's setting; ``ce`` keeps the dense optimizer."""
+    of the dissertation's setting; ``ce`` and ``cce`` keep the dense
+    optimizer (their item-table gradient is dense), and an ``optimizer`` key
+    overrides ``optimizer``."""
     out = []
     for ext in extensions:
         fields = dict(ext)
         loss = fields.pop("loss")
-        opt = "dense" if loss == "ce" else optimizer
+        opt = fields.pop("optimizer", "dense" if loss in DENSE_GRADIENT_LOSSES else optimizer)
         out += [replace(c, loss=loss, optimizer=opt, **{**DISSERTATION, **fields}) for c in base]
     return out
 
@@ -105,6 +108,18 @@ def variant(config: dict) -> str:
     if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
         parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
     return loss if not parts else f"{loss}, {', '.join(parts)}"
+
+
+#: The losses published since the dissertation (notebook 07-beyond); ``sampled_softmax``
+#: joins them when its logQ is per source (``--logq mixed|corrected``).
+RECENT_LOSSES = ("gbce", "cce", "sce")
+
+
+def is_recent(config: dict) -> bool:
+    """Whether a run uses a loss published since the dissertation (gBCE, CCE,
+    SCE, or sampled softmax with a per-source logQ). The dissertation's claims
+    rest on its own losses; these are compared in 07-beyond."""
+    return config.get("loss") in RECENT_LOSSES or config.get("logq", "single") != "single"
 
 
 def is_extension(config: dict) -> bool:

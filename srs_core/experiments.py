@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.data.integrity import DatasetError
-from srs_core.diagnosis import is_extension, variant
+from srs_core.diagnosis import is_extension, is_recent, variant
 from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
 from srs_core.training import TrainConfig, dataset_fingerprint, run_in_store, run_key
 
@@ -279,18 +279,25 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
     return pd.DataFrame(rows, columns=columns)
 
 
+#: The columns of :func:`summarise` that describe a variant's setting, carried
+#: into :func:`compare_runs`'s table (notebook 07 times each chosen setting).
+SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "sce_buckets",
+                   "sce_bucket_size", "score_scale", "recent")
+
+
 def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
                  group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
     """:func:`srs_core.diagnosis.compare` (means, spreads and ratios over
     seeds) with the paired intervals and verdicts of :func:`paired_intervals`
-    beside them, and each variant's ``loss``, ``extension`` flag and mean
-    epochs run."""
+    beside them, and each variant's ``loss``, ``extension`` flag, mean
+    epochs run and setting (:data:`SETTING_COLUMNS`)."""
     from srs_core.diagnosis import compare
 
     means = compare(runs, reference=reference, group=group)
     intervals = paired_intervals(work_dir, runs, reference=reference, group=group).drop(columns="seeds")
+    setting = {c: (c, "first") for c in SETTING_COLUMNS if c in runs}  # what a variant's cost depends on
     info = runs.groupby(list(group) + ["variant"], as_index=False, sort=False).agg(
-        loss=("loss", "first"), extension=("extension", "first"), epochs_run=("epochs_run", "mean"))
+        loss=("loss", "first"), extension=("extension", "first"), epochs_run=("epochs_run", "mean"), **setting)
     return means.merge(intervals, how="left", on=list(group) + ["variant"]).merge(info, how="left",
                                                                                   on=list(group) + ["variant"])
 
@@ -318,9 +325,14 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "kind": r.get("kind", "neural"),
             "variant": variant(c) if r.get("kind", "neural") == "neural" else c["model"],
             "extension": is_extension(c),
+            "recent": is_recent(c),
             "sampling": c.get("sampling", "-"),
             "negatives": c.get("negatives", 0),
             "score_scale": c.get("score_scale", 1.0),
+            "logq": c.get("logq", "single"),
+            "sce_buckets": c.get("sce_buckets", 8),
+            "sce_bucket_size": c.get("sce_bucket_size", 256),
+            "shared_negatives": bool(c.get("shared_negatives", False)),
             "epochs_run": len(epochs),
             "n_items": r.get("n_items"),
             "best_epoch": r["best"]["epoch"],

@@ -310,7 +310,7 @@ class ChunkedCrossEntropy(Loss):
     """
 
     name = "cce"
-    chunk: ClassVar[int] = 32768
+    chunk: ClassVar[int] = 8192  # items per chunk: B x 8192 scores at a time (benchmarks/README.md: memory and time by chunk)
     kernel: ClassVar[str] = "chunked-pytorch"
 
     def compute(self, session, targets, embedding, negatives, l2):

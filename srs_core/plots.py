@@ -110,11 +110,17 @@ def frontier(points: pd.DataFrame, on_frontier: pd.Series) -> plt.Figure:
     """Accuracy against cost, one panel per model: x the loss's training step
     (ms, log scale) at a MeLi2020-sized catalogue, y its test-day MRR@20 over
     cross-entropy's with the 95% interval, each point labelled with its loss;
-    the frontier (``on_frontier``) is joined by a line."""
+    the frontier (``on_frontier``) is joined by a line. Points without a step
+    time (NaN: not benchmarked) are left out; a panel with none says so."""
     models = list(dict.fromkeys(points.model))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.4), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):
-        d = points[points.model == model].sort_values("step_ms")
+        d = points[(points.model == model) & (points.step_ms > 0)].sort_values("step_ms")  # NaN: not timed
+        if not len(d):
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{LABELS.get(model, model)}: no step time measured for these losses\n"
+                    "(benchmarks/bench_losses.py)", ha="center", va="center", fontsize=10, transform=ax.transAxes)
+            continue
         err = [(d.mrr_ratio - d.mrr_lo).clip(lower=0), (d.mrr_hi - d.mrr_ratio).clip(lower=0)]
         ax.errorbar(d.step_ms, d.mrr_ratio, yerr=err, fmt="o", capsize=3, color="tab:blue")
         for r in d.itertuples():
@@ -125,7 +131,8 @@ def frontier(points: pd.DataFrame, on_frontier: pd.Series) -> plt.Figure:
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="cross-entropy")
         ax.set(xscale="log", xlabel="ms per training step (log scale)", ylabel="test MRR@20 / cross-entropy's",
                title=LABELS.get(model, model))
-    axes[0][0].legend(loc="lower right")
+    if axes[0][0].has_data():
+        axes[0][0].legend(loc="lower right")
     return fig
 
 

@@ -140,7 +140,7 @@ def test_the_readme_block_is_glued_from_the_figures_notebook(tmp_path):
     from srs_core.publish import readme
 
     nb = readme.Path(__file__).resolve().parents[1] / "notebooks" / "05-figures.ipynb"
-    values = readme.glued(nb)
+    values = {**readme.glued(nb), **readme.glued(nb.with_name("07-beyond.ipynb"))}
     block = readme.render(values, "test build")
     for key, _ in readme.ORDER:
         assert values[f"claim-{key}-sentence"] in block
@@ -186,3 +186,15 @@ def test_frontier_figure_has_a_panel_per_model():
                    ("ns", "srgnn", 10.0, 1.0, 0.95, 1.05, "inconclusive")])
     fig = plots.frontier(pts, claims.pareto_front(pts))
     assert len(fig.axes) == 2 and [a.get_title() for a in fig.axes] == ["STAMP", "SR-GNN"]
+
+
+def test_frontier_figure_without_step_times_says_so():
+    """Where no loss was benchmarked (a fresh checkout before bench_losses.py
+    ran), the figure still draws, and says what is missing."""
+    from srs_core import plots
+
+    pts = _points([("ns", "stamp", float("nan"), 0.9, 0.85, 0.95, "trails"),
+                   ("gbce", "stamp", float("nan"), 1.0, 0.95, 1.05, "inconclusive")])
+    fig = plots.frontier(pts, claims.pareto_front(pts))
+    fig.canvas.draw()  # log scale with no positive value raised here before
+    assert "no step time measured" in fig.axes[0].texts[0].get_text()

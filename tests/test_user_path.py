@@ -61,6 +61,7 @@ def test_the_ci_book_builds_without_the_real_file(book):
     ("notebooks/02-experiment-2.html", "yoochoose-100k: not prepared (its real file is absent here)"),
     ("notebooks/03-experiment-3.html", "yoochoose-100k: not prepared (its real file is absent here)"),
     ("notebooks/06-diagnosis.html", "yoochoose-100k: not available here"),
+    ("notebooks/07-beyond.html", "yoochoose-100k: not available here"),
     ("notebooks/05-figures.html", "The real file of yoochoose-100k was absent where this copy of the book was built"),
     ("book/06-conclusions.html", "The real file of yoochoose-100k was absent where this copy of the book was built"),
 ])
@@ -70,7 +71,7 @@ def test_each_real_data_section_says_the_file_is_absent(book, page, line):
 
 
 def test_no_page_prints_an_unmeasured_number_as_a_result(book):
-    for page in ["book/06-conclusions.html", "notebooks/05-figures.html"]:
+    for page in ["book/06-conclusions.html", "notebooks/05-figures.html", "notebooks/07-beyond.html"]:
         text = page_text(book[0] / page)
         assert "(nan)" not in text, f"{page} prints a missing value as '(nan)'"
 

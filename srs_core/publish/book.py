@@ -30,7 +30,8 @@ from srs_core.publish.assets import vendor_mathjax
 
 ROOT = Path(__file__).resolve().parents[2]
 # The notebooks in the order they run: each reads what the ones before it
-# stored (the figures read the diagnosis's choices, so 06 runs before 05).
+# stored (the figures read the diagnosis's choices, so 06 runs before 05;
+# 07 sets the losses published since the dissertation beside 06's runs).
 NOTEBOOKS = [
     "basics-loss-cost",
     "00-data",
@@ -38,6 +39,7 @@ NOTEBOOKS = [
     "02-experiment-2",
     "03-experiment-3",
     "06-diagnosis",
+    "07-beyond",
     "04-scaling",
     "05-figures",
 ]

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 EXPECTED = {
     "notebooks/05-figures.html": ["fig-exp1", "fig-exp2", "fig-exp3", "fig-scaling"],
     "notebooks/basics-loss-cost.html": ["fig-loss-cost"],
+    "notebooks/07-beyond.html": ["fig-frontier"],
 }
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

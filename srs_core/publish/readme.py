@@ -2,11 +2,12 @@
 
 The README states no result in its own words: the block between
 ``<!-- claims:start -->`` and ``<!-- claims:end -->`` is written by this
-module from the claim sentences that ``notebooks/05-figures.ipynb`` glues
-(:mod:`srs_core.claims` computes them from the runs), with the build it came
-from. After building a book, a maintainer runs::
+module from the claim sentences that ``notebooks/05-figures.ipynb`` and
+``notebooks/07-beyond.ipynb`` glue (:mod:`srs_core.claims` computes them from
+the runs), with the build they came from. After building a book, a maintainer runs::
 
     .venv/bin/python -m srs_core.publish.readme _build/default/src/notebooks/05-figures.ipynb \\
+        _build/default/src/notebooks/07-beyond.ipynb \\
         --built "profile default, commit abc1234, 2026-12-03, AMD EPYC 2 cores"
 """
 from __future__ import annotations
@@ -75,12 +76,16 @@ def update(readme: str | Path, block: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="rewrite the README's results block from an executed 05-figures notebook")
-    ap.add_argument("notebook", type=Path)
+    ap = argparse.ArgumentParser(description="rewrite the README's results block from the executed 05-figures and "
+                                 "07-beyond notebooks")
+    ap.add_argument("notebooks", type=Path, nargs="+")
     ap.add_argument("--built", required=True, help="which build: profile, commit, date, machine")
     ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[2] / "README.md")
     args = ap.parse_args(argv)
-    update(args.readme, render(glued(args.notebook), args.built))
+    values = {}
+    for nb in args.notebooks:
+        values.update(glued(nb))
+    update(args.readme, render(values, args.built))
     print(f"rewrote the claims block of {args.readme}")
     return 0
 
