@@ -105,6 +105,8 @@ def variant(config: dict) -> str:
         parts.append(f"logQ {config['logq']}")
     if loss == "gbce" and float(config.get("gbce_t", 0.75)) != 0.75:
         parts.append(f"t={float(config['gbce_t']):g}")
+    if loss == "gbce" and config.get("gbce_offset"):
+        parts.append("offset")
     if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
         parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
     return loss if not parts else f"{loss}, {', '.join(parts)}"

@@ -234,6 +234,22 @@ def ranks_of(work_dir: str | Path, config_hash: str) -> np.ndarray | None:
     return np.load(path) if path.is_file() else None
 
 
+def item_alignment(work_dir: str | Path, config_hash: str) -> float:
+    """How much the item vectors of run ``config_hash`` point one way, at its
+    last checkpointed epoch: the length of the mean of the unit item vectors
+    (0 when they spread evenly, 1 when all point the same way; NaN without a
+    checkpoint). Used to diagnose a loss that turns every item away from every
+    session (gBCE without its offset, notebook 07-beyond)."""
+    import torch
+
+    path = results_store(work_dir).run_dir(config_hash) / "checkpoint.pt"
+    if not path.is_file():
+        return float("nan")
+    weight = torch.load(path, map_location="cpu", weights_only=False)["model"]["item_embedding.weight"][1:]
+    unit = torch.nn.functional.normalize(weight.float(), dim=1)
+    return float(unit.mean(0).norm())
+
+
 def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
                      group: tuple[str, ...] = ("dataset", "model"), reference_runs: pd.DataFrame | None = None,
                      metrics: tuple[str, ...] = ("mrr", "p")) -> pd.DataFrame:
@@ -281,7 +297,7 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
 
 #: The columns of :func:`summarise` that describe a variant's setting, carried
 #: into :func:`compare_runs`'s table (notebook 07 times each chosen setting).
-SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "sce_buckets",
+SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "gbce_t", "gbce_offset", "sce_buckets",
                    "sce_bucket_size", "score_scale", "recent")
 
 
@@ -330,6 +346,8 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "negatives": c.get("negatives", 0),
             "score_scale": c.get("score_scale", 1.0),
             "logq": c.get("logq", "single"),
+            "gbce_t": c.get("gbce_t", 0.75),
+            "gbce_offset": bool(c.get("gbce_offset", False)),
             "sce_buckets": c.get("sce_buckets", 8),
             "sce_bucket_size": c.get("sce_bucket_size", 256),
             "shared_negatives": bool(c.get("shared_negatives", False)),

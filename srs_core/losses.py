@@ -368,11 +368,24 @@ class GeneralisedBCE(NegativeSampling):
     ``t = 0`` is plain BCE, ``t = 1`` gives ``beta = alpha``. The authors
     recommend ``k = 256, t = 0.75``. Accidental hits are left out of the sum
     and of the count, as in ``ns``.
+
+    ``offset=True`` (ours, not the authors'; ``--gbce-offset``) adds the
+    constant ``c = log(beta / k)`` to every logit, positive and negatives. A
+    model whose scores are all equal minimises the loss at the score ``c``
+    (``sig(c) ~ beta / (beta + k)``), so with the offset an untrained model
+    starts there and the k negatives' terms no longer pull every score down
+    together. Our encoders have no output bias: without the offset they can
+    follow that pull only by turning every item vector away from every
+    session, which is how gBCE collapses on them (notebook 07-beyond). The
+    offset is the same for every item, so the ranking is unchanged and the
+    evaluation, which scores without it, is too: it is a prior, like the bias
+    initialisation of Lin et al. (focal loss, ICCV 2017).
     """
 
     name = "gbce"
 
-    def __init__(self, sampler: NegativeSampler, t: float = 0.75, score_scale: float = 1.0) -> None:
+    def __init__(self, sampler: NegativeSampler, t: float = 0.75, score_scale: float = 1.0,
+                 offset: bool = False) -> None:
         super().__init__(sampler, score_scale)
         if not (math.isfinite(t) and 0.0 <= t <= 1.0):
             raise ValueError(f"the gBCE calibration t (--gbce-t) must lie in [0, 1], got {t}")
@@ -381,9 +394,12 @@ class GeneralisedBCE(NegativeSampling):
         self.t = float(t)
         alpha = sampler.k / (sampler.n_items - 1)
         self.beta = 1.0 - self.t * (1.0 - alpha)  # = alpha (t (1 - 1/alpha) + 1/alpha), without its rounding
+        self.offset = math.log(self.beta / sampler.k) if offset else 0.0
 
     def compute(self, session, targets, embedding, negatives, l2):
         pos, neg, keep = self.scores(session, targets, embedding, negatives, l2)
+        if self.offset:
+            pos, neg = pos + self.offset, neg + self.offset
         keep = keep.to(neg.dtype)
         total = self.beta * F.softplus(-pos) + (F.softplus(neg) * keep).sum(-1)
         return (total / (1.0 + keep.sum(-1))).mean()
@@ -700,6 +716,7 @@ def build_loss(
     shared_negatives: bool = False,
     mix: float = 0.5,
     gbce_t: float = 0.75,
+    gbce_offset: bool = False,
     logq: str = "single",
     sce_buckets: int = 8,
     sce_bucket_size: int = 256,
@@ -709,7 +726,8 @@ def build_loss(
 
     ``negatives`` (k), ``distribution``, ``alpha``, ``mix`` and ``counts``
     configure the sampler of the sampled losses; ``margin`` is the triplet
-    margin; ``gbce_t`` is gBCE's calibration t; ``logq`` is ``sampled_softmax``'s
+    margin; ``gbce_t`` is gBCE's calibration t and ``gbce_offset`` its
+    constant logit offset (:class:`GeneralisedBCE`); ``logq`` is ``sampled_softmax``'s
     logQ correction (:data:`LOGQ_MODES`; ``mixed`` and ``corrected`` read
     ``counts``); ``sce_buckets`` and ``sce_bucket_size`` are SCE's bucketing;
     ``score_scale`` multiplies L2-normalised scores in every loss.
@@ -749,7 +767,7 @@ def build_loss(
     if cls is Triplet:
         return Triplet(sampler, margin=margin, score_scale=score_scale)
     if cls is GeneralisedBCE:
-        return GeneralisedBCE(sampler, t=gbce_t, score_scale=score_scale)
+        return GeneralisedBCE(sampler, t=gbce_t, score_scale=score_scale, offset=gbce_offset)
     if cls is SampledSoftmax:
         return SampledSoftmax(sampler, score_scale=score_scale, logq=logq, counts=counts)
     return cls(sampler, score_scale=score_scale)

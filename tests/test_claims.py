@@ -198,3 +198,30 @@ def test_frontier_figure_without_step_times_says_so():
     fig = plots.frontier(pts, claims.pareto_front(pts))
     fig.canvas.draw()  # log scale with no positive value raised here before
     assert "no step time measured" in fig.axes[0].texts[0].get_text()
+
+
+def _gbce_rows(verdicts, ratios):
+    # per model: the authors' setting, plain BCE, and the authors' setting with the offset
+    rows = []
+    for model in ("stamp", "srgnn"):
+        for (t, off), v, r in zip([(0.75, False), (0.0, False), (0.75, True)], verdicts, ratios):
+            rows.append(dict(model=model, negatives=256, gbce_t=t, gbce_offset=off, mrr_ratio=r, mrr_lo=r - 0.02,
+                             mrr_hi=r + 0.02, mrr_verdict=v))
+    return pd.DataFrame(rows)
+
+
+def test_gbce_claim_flips():
+    collapsed = claims.gbce(_gbce_rows(["trails", "trails", "matches"], [0.05, 0.06, 1.0]), "x")
+    assert collapsed.verdict == "holds with the offset"
+    assert "0.05 x" in collapsed.sentence and "plain BCE (t=0) reached 0.06 x" in collapsed.sentence
+    assert claims.gbce(_gbce_rows(["beats", "trails", "beats"], [1.05, 0.06, 1.1]), "x").verdict == "holds"
+    short = claims.gbce(_gbce_rows(["trails", "trails", "trails"], [0.05, 0.06, 0.9]), "x")
+    assert short.verdict == "falls short" and "0.90 x" in short.sentence
+    only = _gbce_rows(["trails", "trails", "trails"], [0.05, 0.06, 0.9])
+    assert "not tried" in claims.gbce(only[~only.gbce_offset], "x").sentence
+    assert claims.gbce(only[only.gbce_t == 0], "x").verdict == "not measured"
+
+
+def test_frontier_sentence_counts_one_model_in_words():
+    one = _points([("cheap", "stamp", 12.0, 1.02, 1.01, 1.03, "beats")])
+    assert "for the one model" in claims.frontier(one, reference_ms=10.0, where="x").sentence

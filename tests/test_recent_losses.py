@@ -52,6 +52,29 @@ def test_gbce_by_hand():
     assert hit.item() == pytest.approx((5 / 6 * softplus(-0.5) + softplus(0.0)) / 2, rel=1e-6)
 
 
+def test_gbce_offset_by_hand_and_its_ranking_is_unchanged():
+    # the example above with the offset c = log(beta / k) = log(5/12) on every logit
+    emb = table([[0, 0], [0.5, 0], [0, 1], [-1, 0], [2, 2]])
+    loss = build_loss("gbce", 4, negatives=2, gbce_t=0.5, gbce_offset=True)
+    c = math.log(5 / 6 / 2)
+    assert loss.offset == pytest.approx(c)
+    s = torch.tensor([[1.0, 0.0]])
+    got = loss.compute(s, torch.tensor([1]), emb, torch.tensor([[2, 3]]), False)
+    want = (5 / 6 * softplus(-(0.5 + c)) + softplus(0.0 + c) + softplus(-1.0 + c)) / 3
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # a model that scores every item alike is best at raw score 0 with the offset: the gradient vanishes there
+    flat = table([[0, 0]] * 5)
+    z = torch.zeros(1, 2, requires_grad=True)
+    big = build_loss("gbce", 1000, negatives=256, gbce_t=0.75, gbce_offset=True)
+    flat_loss = big.compute(z, torch.tensor([1]), flat, torch.tensor([[2, 3] * 128]), False)
+    x = torch.tensor(0.0, requires_grad=True)
+    per = (big.beta * torch.nn.functional.softplus(-(x + big.offset)) + 256 * torch.nn.functional.softplus(x + big.offset)) / 257
+    (g,) = torch.autograd.grad(per, x)
+    assert abs(g.item()) < 1e-3 * big.beta and flat_loss.item() == pytest.approx(per.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="--gbce-offset"):
+        TrainConfig(data="d", loss="ns", gbce_offset=True)
+
+
 def test_gbce_at_t_0_is_plain_bce_and_at_t_1_weights_the_positive_by_alpha():
     torch.manual_seed(0)
     emb = nn.Embedding(51, 8)
@@ -108,6 +131,9 @@ def test_both_train_through_srs_train_and_old_run_keys_stay(toy, tmp_path):
     g = fit(cfg(toy, epochs=1, loss="gbce", optimizer="sparse_fast", l2=True, gbce_t=0.5), tmp_path / "g", quiet=True)
     assert g["status"] == "complete" and g["identity"]["gbce_t"] == 0.5
     assert "gbce_t" not in TrainConfig(data=str(toy), loss="ns").identity("x", "valid")  # old keys unchanged
+    o = fit(cfg(toy, epochs=1, loss="gbce", optimizer="sparse_fast", gbce_offset=True), tmp_path / "o", quiet=True)
+    assert o["status"] == "complete" and o["identity"]["gbce_offset"] is True
+    assert "gbce_offset" not in g["identity"]  # records without the offset keep their keys
 
 
 # -- SCE: scalable cross-entropy (Mezentsev et al., RecSys 2024) ---------------
@@ -404,7 +430,7 @@ OLD_KEYS = [
 @pytest.mark.parametrize("kw, selects_on, key", OLD_KEYS)
 def test_old_run_keys_are_unchanged(kw, selects_on, key):
     identity = TrainConfig(data="d", model="stamp", **kw).identity("abcd", selects_on)
-    assert not {"sce_buckets", "sce_bucket_size", "logq"} & set(identity)
+    assert not {"sce_buckets", "sce_bucket_size", "logq", "gbce_offset"} & set(identity)
     assert config_hash(identity) == key
 
 

@@ -29,6 +29,8 @@ ORDER = (
     ("II-acc-real", "II. Accuracy, settings chosen on validation, real data"),
     ("III-real", "III. L2 alone, real data"),
     ("vsknn", "The neural models against V-SKNN, real data"),
+    ("gbce", "gBCE at its authors' setting and with our offset, real data"),
+    ("frontier", "Beyond the dissertation, the loss to pick, real data"),
 )
 PREFIX = "application/papermill.record/text/plain"
 
@@ -56,7 +58,7 @@ def render(values: dict[str, str], built: str) -> str:
     missing = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
     if missing:
         raise ValueError(f"the notebook glues no sentence for claim(s) {', '.join(missing)}: pass an executed "
-                         "notebooks/05-figures.ipynb (from _build/<profile>/src/notebooks/)")
+                         "notebooks/05-figures.ipynb and notebooks/07-beyond.ipynb (from _build/<profile>/src/notebooks/)")
     lines = [START, f"*Computed by `srs_core.claims` from the runs of one book build ({built}); "
              "regenerate with `python -m srs_core.publish.readme`.*", ""]
     for key, heading in ORDER:

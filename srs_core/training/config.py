@@ -58,6 +58,9 @@ class TrainConfig:
     mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
     gbce_t: float = _flag(0.75, "gbce: the calibration t in [0, 1] (0: plain BCE; default 0.75, the authors' "
                           "recommendation)", group=EXTENSIONS_GROUP, metavar="T")
+    gbce_offset: bool = _flag(False, "gbce: add log(beta / k), the best constant score, to every logit, so that the k "
+                              "negatives do not pull all scores down together (ours; the ranking is unchanged)",
+                              group=EXTENSIONS_GROUP, action="store_true")
     sce_buckets: int = _flag(8, "sce: the number of random bucket vectors per batch (default 8)",
                              group=EXTENSIONS_GROUP, metavar="NB")
     sce_bucket_size: int = _flag(256, "sce: sessions and items per bucket, clamped to the batch and the catalogue "
@@ -113,6 +116,8 @@ class TrainConfig:
         if self.loss != "sce" and any(getattr(self, k) != v for k, v in _SCE_DEFAULTS.items()):
             raise ValueError(f"--sce-buckets and --sce-bucket-size configure --loss sce, not {self.loss!r}: "
                              "leave them at their defaults")
+        if self.gbce_offset and self.loss != "gbce":
+            raise ValueError(f"--gbce-offset shifts gbce's logits, not {self.loss!r}'s: use --loss gbce or drop it")
         if self.logq not in LOGQ_MODES:
             raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {self.logq!r}")
         if self.logq != "single" and self.loss != "sampled_softmax":
@@ -191,6 +196,7 @@ class TrainConfig:
 
 
 _EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
+                       "gbce_offset": False,
                        "logq": "single"}
 #: Fields of the sce loss only: in the identity of every sce run, of no other.
 _SCE_DEFAULTS = {"sce_buckets": 8, "sce_bucket_size": 256}

@@ -134,7 +134,7 @@ class Run:
         opt = None if self.graphed else build_optimizer(self.model, c.optimizer, lr=c.lr)
         loss_fn = build_loss(c.loss, negatives=c.negatives, margin=c.margin, distribution=c.sampling, alpha=c.alpha,
                              counts=self.ds.item_counts(), score_scale=c.score_scale,
-                             shared_negatives=c.shared_negatives, mix=c.mix, gbce_t=c.gbce_t, logq=c.logq,
+                             shared_negatives=c.shared_negatives, mix=c.mix, gbce_t=c.gbce_t, gbce_offset=c.gbce_offset, logq=c.logq,
                              sce_buckets=c.sce_buckets, sce_bucket_size=c.sce_bucket_size, device=dev)
         self.loss_kernel = getattr(loss_fn, "kernel", None)
         self.np_gen = np.random.default_rng(c.seed)
