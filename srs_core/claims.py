@@ -257,7 +257,7 @@ def frontier(points: pd.DataFrame, reference_ms: float, where: str, budget: floa
 
 # -- gBCE (ours): the authors' setting against the constant offset -------------------
 
-#: gBCE's recommended setting (Petrov & Macdonald 2023): k negatives and calibration t.
+#: gBCE's recommended setting, k negatives and the calibration t, as Petrov & Macdonald (2023) give it.
 GBCE_SETTING = {"negatives": 256, "gbce_t": 0.75}
 
 
