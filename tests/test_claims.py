@@ -225,3 +225,17 @@ def test_gbce_claim_flips():
 def test_frontier_sentence_counts_one_model_in_words():
     one = _points([("cheap", "stamp", 12.0, 1.02, 1.01, 1.03, "beats")])
     assert "for the one model" in claims.frontier(one, reference_ms=10.0, where="x").sentence
+
+
+def test_frontier_costs_a_loss_at_its_dearest_chosen_setting_and_names_the_settings():
+    pts = _points([("ss", "stamp", 9.0, 1.1, 1.05, 1.15, "beats"), ("ss", "srgnn", 5.0, 1.1, 1.05, 1.15, "beats")])
+    pts["variant"] = ["ss, corrected", "ss, mixed"]
+    c = claims.frontier(pts, reference_ms=10.0, where="x")
+    assert c.numbers["cost"] == pytest.approx(0.9) and "(9.0 ms)" in c.sentence and "for both models" in c.sentence
+    assert "srgnn: ss, mixed; stamp: ss, corrected" in c.sentence
+
+
+def test_frontier_sentence_says_only_or_cheapest():
+    keep = _points([("cheap", "stamp", 12.0, 1.02, 1.01, 1.03, "beats"), ("dear", "stamp", 40.0, 1.1, 1.05, 1.15, "beats")])
+    assert "the only loss that did so within 1.5 x" in claims.frontier(keep, reference_ms=10.0, where="x").sentence
+    assert "the cheapest of the 2 losses" in claims.frontier(keep, reference_ms=10.0, where="x", budget=5).sentence
