@@ -281,8 +281,9 @@ def gbce(rows: pd.DataFrame, where: str) -> Claim:
     short". Plain BCE (t = 0, no offset), where measured, is named too."""
     r = rows[rows.mrr_verdict != "n/a"]
     k, t = GBCE_SETTING["negatives"], GBCE_SETTING["gbce_t"]
-    at = r[(r.negatives == k) & (r.gbce_t == t)]
-    plain, shifted = at[~at.gbce_offset.astype(bool)], at[at.gbce_offset.astype(bool)]
+    offset = r.gbce_offset.astype(bool)
+    at = (r.negatives == k) & (r.gbce_t == t)
+    plain, shifted = r[at & ~offset], r[at & offset]
     if not len(plain):
         return Claim("gbce", "not measured", f"gBCE was not trained at its authors' setting (k={k}, t={t:g}) on {where}.",
                      {"n": 0})
@@ -295,7 +296,7 @@ def gbce(rows: pd.DataFrame, where: str) -> Claim:
 
     word = "holds" if keeps(plain) else "holds with the offset" if keeps(shifted) else "falls short"
     text = f"On {where}, gBCE at its authors' setting (k={k}, t={t:g}) reached {part(plain)}"
-    bce = r[(r.gbce_t == 0) & ~r.gbce_offset.astype(bool)]
+    bce = r[(r.gbce_t == 0) & ~offset]
     if len(bce):
         text += f"; plain BCE (t=0) reached {part(bce)}"
     text += (f"; with the constant logit offset log(beta/k) it reached {part(shifted)}." if len(shifted)

@@ -242,7 +242,9 @@ def item_alignment(work_dir: str | Path, config_hash: str) -> float:
     session (gBCE without its offset, notebook 07-beyond)."""
     import torch
 
-    path = results_store(work_dir).run_dir(config_hash) / "checkpoint.pt"
+    from srs_core.training.checkpoint import CHECKPOINT
+
+    path = results_store(work_dir).run_dir(config_hash) / CHECKPOINT
     if not path.is_file():
         return float("nan")
     weight = torch.load(path, map_location="cpu", weights_only=False)["model"]["item_embedding.weight"][1:]

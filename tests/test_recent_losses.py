@@ -52,7 +52,7 @@ def test_gbce_by_hand():
     assert hit.item() == pytest.approx((5 / 6 * softplus(-0.5) + softplus(0.0)) / 2, rel=1e-6)
 
 
-def test_gbce_offset_by_hand_and_its_ranking_is_unchanged():
+def test_gbce_offset_by_hand_and_a_flat_model_starts_at_its_optimum():
     # the example above with the offset c = log(beta / k) = log(5/12) on every logit
     emb = table([[0, 0], [0.5, 0], [0, 1], [-1, 0], [2, 2]])
     loss = build_loss("gbce", 4, negatives=2, gbce_t=0.5, gbce_offset=True)
