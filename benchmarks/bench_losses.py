@@ -35,7 +35,10 @@ three B x N x d matrix products (forward, and the two of the backward;
 ``cce + dense`` drops the B x N logits (item chunks) but reads the table
 twice (its backward recomputes each chunk) and keeps dense Adam's N x d
 passes: also linear in N; it shows how much of cross-entropy's cost is the
-logits and how much the dense update. ``sce`` reads the whole table once,
+logits and how much the dense update. On CUDA, :data:`CUDA_CONFIGS` adds
+``cce`` through the ``cut-cross-entropy`` package's Triton kernel (bf16
+session vectors) where that package is installed; elsewhere its rows say
+that it is not. ``sce`` reads the whole table once,
 without gradient, to choose its buckets (n_buckets x N x d multiply-adds),
 then touches only the selected rows: linear in N, with a small constant.
 The sampled losses with ``sparse_fast`` touch B x (k + 1) rows (``ns``,
@@ -69,6 +72,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import importlib.util
 import io
 import json
 import math
@@ -109,6 +113,11 @@ CONFIGS: list[tuple[str, str, str, dict]] = [
     ("gbce", "sparse_fast", "no L2, k=256 uniform, t=0.75", {"l2": False, "negatives": 256, "gbce_t": 0.75}),
     ("sce", "sparse_fast", "no L2, 8 buckets x 256", {"l2": False, "sce_buckets": 8, "sce_bucket_size": 256}),
     ("sce", "sparse_fast", "no L2, 16 buckets x 256", {"l2": False, "sce_buckets": 16, "sce_bucket_size": 256}),
+]
+#: Measured on CUDA only: cce through the Triton kernel of the cut-cross-entropy package
+#: (bf16 session vectors, srs_core.losses.ChunkedCrossEntropy), where that package is installed.
+CUDA_CONFIGS: list[tuple[str, str, str, dict]] = [
+    ("cce", "dense", "no L2, cut-cross-entropy kernel (bf16)", {"l2": False, "cce_kernel": "cut"}),
 ]
 CE_REF = CONFIGS[0][:3]
 NS_REF = CONFIGS[2][:3]
@@ -296,13 +305,16 @@ def main(argv=None) -> int:
         write_rows(out, rows)
         return row
 
-    configs = [c for c in CONFIGS if a.losses is None or c[0] in a.losses]
+    configs = [c for c in CONFIGS + (CUDA_CONFIGS if device.type == "cuda" else [])
+               if a.losses is None or c[0] in a.losses]
     if not configs:
         p.error(f"--losses names none of {sorted({c[0] for c in CONFIGS})}")
     for loss, optimizer, setting, fields in configs:
         prev: dict | None = None  # this configuration's last measured row (for the time estimate)
         overhead: float | None = None
         blocked: str | None = None  # why a smaller N was not measured: larger ones are not tried either
+        if fields.get("cce_kernel") == "cut" and importlib.util.find_spec("cut_cross_entropy") is None:
+            blocked = "the cut-cross-entropy package is not installed here (pip install cut-cross-entropy)"
         for n in items:
             base = dict(here, date=dt.date.today().isoformat(), loss=loss, optimizer=optimizer, setting=setting,
                         fields=json.dumps(fields, sort_keys=True), n_items=n)

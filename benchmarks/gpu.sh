@@ -22,7 +22,8 @@
 #    dense CE, and a 10M-item catalogue (benchmarks/bench_sparse.py --gpu-table);
 # 4. every loss in its chosen setting at 1e4, 1e5, 1.28e6 and 1e7 items
 #    (benchmarks/bench_losses.py): step time and peak CUDA memory of ce and
-#    cce with dense Adam against ns + sparse_fast and the other losses, about
+#    cce with dense Adam against ns + sparse_fast and the other losses, and cce
+#    through the cut-cross-entropy kernel where that package is installed, about
 #    60 s (a deadline; the configurations it does not reach say so in the CSV).
 # Writes benchmarks/results/gpu_train.csv, gpu_comparison.csv/.json and
 # losses_cuda.csv (the card's name is in them).

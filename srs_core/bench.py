@@ -55,6 +55,8 @@ class StepSpec:
     alpha: float = 0.75
     mix: float = 0.5
     gbce_t: float = 0.75
+    gbce_offset: bool = False
+    cce_kernel: str = "chunked"
     logq: str = "single"
     sce_buckets: int = 8
     sce_bucket_size: int = 256
@@ -96,7 +98,8 @@ def build_step(spec: StepSpec):
     counts[1:] = np.maximum(1, 1e6 / np.arange(1, spec.n_items + 1)).astype(np.int64)
     loss_fn = build_loss(spec.loss, negatives=spec.negatives, margin=spec.margin, distribution=spec.sampling,
                          alpha=spec.alpha, counts=counts, score_scale=spec.score_scale,
-                         shared_negatives=spec.shared_negatives, mix=spec.mix, gbce_t=spec.gbce_t, logq=spec.logq,
+                         shared_negatives=spec.shared_negatives, mix=spec.mix, gbce_t=spec.gbce_t,
+                         gbce_offset=spec.gbce_offset, cce_kernel=spec.cce_kernel, logq=spec.logq,
                          sce_buckets=spec.sce_buckets, sce_bucket_size=spec.sce_bucket_size, device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
@@ -170,7 +173,7 @@ def benchmark_results(folder) -> dict:
 #: family, with the defaults of ``srs train``; a score scale, gBCE's ``t`` and
 #: the seed change no cost.
 COST_DEFAULTS = {"l2": False, "sampling": "uniform", "negatives": 100, "shared_negatives": False,
-                 "logq": "single", "sce_buckets": 8, "sce_bucket_size": 256}
+                 "logq": "single", "cce_kernel": "chunked", "sce_buckets": 8, "sce_bucket_size": 256}
 
 
 def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
@@ -179,12 +182,14 @@ def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
     ``benchmarks/bench_losses.py`` times ``sparse_fast``, the faster),
     L2 for the full-catalogue losses (a normalised copy of the table), the
     negatives' source and count for the sampled ones, logQ per source or
-    single, and SCE's buckets. Two configurations with the same key cost the
+    single, cce's kernel, and SCE's buckets. Two configurations with the same key cost the
     same step, up to noise."""
     f = {**COST_DEFAULTS, **{k: v for k, v in fields.items() if k in COST_DEFAULTS}}
     key: tuple = (loss, "dense" if optimizer == "dense" else "sparse")
     if loss in ("ce", "cce", "sce"):
         key += (bool(f["l2"]),)
+    if loss == "cce":
+        key += (str(f["cce_kernel"]),)
     if loss in ("ns", "triplet", "gbce", "sampled_softmax"):
         key += (str(f["sampling"]), int(f["negatives"]), bool(f["shared_negatives"]) or loss == "sampled_softmax")
     if loss == "sampled_softmax":

@@ -107,6 +107,8 @@ def variant(config: dict) -> str:
         parts.append(f"t={float(config['gbce_t']):g}")
     if loss == "gbce" and config.get("gbce_offset"):
         parts.append("offset")
+    if loss == "cce" and config.get("cce_kernel", "chunked") != "chunked":
+        parts.append(f"{config['cce_kernel']} kernel")
     if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
         parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
     return loss if not parts else f"{loss}, {', '.join(parts)}"

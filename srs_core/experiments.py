@@ -299,8 +299,8 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
 
 #: The columns of :func:`summarise` that describe a variant's setting, carried
 #: into :func:`compare_runs`'s table (notebook 07 times each chosen setting).
-SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "gbce_t", "gbce_offset", "sce_buckets",
-                   "sce_bucket_size", "score_scale", "recent")
+SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "gbce_t", "gbce_offset",
+                   "cce_kernel", "sce_buckets", "sce_bucket_size", "score_scale", "recent")
 
 
 def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
@@ -350,6 +350,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "logq": c.get("logq", "single"),
             "gbce_t": c.get("gbce_t", 0.75),
             "gbce_offset": bool(c.get("gbce_offset", False)),
+            "cce_kernel": c.get("cce_kernel", "chunked"),
             "sce_buckets": c.get("sce_buckets", 8),
             "sce_bucket_size": c.get("sce_bucket_size", 256),
             "shared_negatives": bool(c.get("shared_negatives", False)),

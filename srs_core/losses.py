@@ -295,6 +295,25 @@ class _ChunkedLogits(torch.autograd.Function):
         return gs, gw, None, None, None
 
 
+#: ``cce``'s implementations (``--cce-kernel``): ``chunked``, our float32
+#: PyTorch autograd function, on any device; ``cut``, the Triton kernel of the
+#: ``cut-cross-entropy`` package, on CUDA where that package is installed.
+CCE_KERNELS = ("chunked", "cut")
+
+
+def _cut_linear_cross_entropy():
+    """``cut_cross_entropy.linear_cross_entropy`` and the package's version,
+    or a ``ValueError`` that says how to get it."""
+    try:
+        import cut_cross_entropy
+    except Exception as exc:  # absent, or present without triton
+        raise ValueError(
+            "--cce-kernel cut needs the cut-cross-entropy package and its Triton kernels (Linux with CUDA): "
+            f"`pip install cut-cross-entropy` ({type(exc).__name__}: {exc}); or use --cce-kernel chunked"
+        ) from exc
+    return cut_cross_entropy.linear_cross_entropy, getattr(cut_cross_entropy, "__version__", "?")
+
+
 class ChunkedCrossEntropy(Loss):
     """Exact full cross-entropy without the ``[B, N]`` logits (not in the
     dissertation: the idea of *Cut Your Losses*, Wijmans et al., ICLR 2025).
@@ -305,18 +324,51 @@ class ChunkedCrossEntropy(Loss):
     table still gets a dense gradient: use it with the dense optimizer. It
     shows how much of cross-entropy's cost is the logits and how much the
     dense update. ``kernel`` names the implementation that ran (the run
-    record keeps it); the CUDA kernel of the ``cut-cross-entropy`` package is
-    not used yet.
+    record keeps it).
+
+    ``kernel="cut"`` (``--cce-kernel cut``) runs the Triton kernel of the
+    ``cut-cross-entropy`` package instead, on CUDA only. Its backward pass
+    accepts only bf16 or fp16 session vectors (version 25.1.1,
+    ``cce_backward.py``), so the session vectors are cast to bf16 (fp16
+    would flush the item gradients, about ``1/N``, to zero) and the loss and
+    gradients are those of ``ce`` rounded to bf16, not to float32. Its
+    gradient filter is off (``filter_eps=None``): no gradient term is
+    skipped. It finds the batch's valid rows with ``nonzero()``, a read by
+    the host, so a step that uses it is never captured in a CUDA graph.
     """
 
     name = "cce"
     chunk: ClassVar[int] = 8192  # items per chunk: B x 8192 scores at a time (benchmarks/README.md: memory and time by chunk)
-    kernel: ClassVar[str] = "chunked-pytorch"
+
+    def __init__(self, score_scale: float = 1.0, kernel: str = "chunked",
+                 device: torch.device | str = "cpu") -> None:
+        super().__init__(score_scale=score_scale)
+        if kernel not in CCE_KERNELS:
+            raise ValueError(f"unknown cce kernel {kernel!r} (--cce-kernel); choose one of {', '.join(CCE_KERNELS)}")
+        self.kernel_choice = kernel
+        self._cut = None
+        if kernel == "chunked":
+            self.kernel = "chunked-pytorch"
+            return
+        self.check_device(kernel, device)
+        self._cut, version = _cut_linear_cross_entropy()
+        self.kernel = f"cut-cross-entropy {version} (bf16 sessions)"
+
+    @staticmethod
+    def check_device(kernel: str, device: torch.device | str) -> None:
+        """Raise a ``ValueError`` when ``kernel`` cannot run on ``device``
+        (training calls it before it writes anything)."""
+        if kernel == "cut" and torch.device(device).type != "cuda":
+            raise ValueError(f"--cce-kernel cut runs a Triton kernel on CUDA only, and this run is on {device}: "
+                             "use --cce-kernel chunked (exact, any device)")
 
     def compute(self, session, targets, embedding, negatives, l2):
         if negatives is not None:
             raise ValueError("cce uses every item; it takes no negatives")
         s = self.session(session, l2)
+        if self._cut is not None:  # rows 1..N (the normalised copy under L2), labels from 0
+            items = all_items(embedding, l2) if l2 else embedding.weight[1:]
+            return self._cut(s.to(torch.bfloat16), items, targets - 1, reduction="mean", filter_eps=None, impl="cce")
         if l2:  # the normalised copy of rows 1..N
             return _ChunkedLogits.apply(s, all_items(embedding, l2), targets - 1, self.chunk, 0)
         return _ChunkedLogits.apply(s, embedding.weight, targets, self.chunk, 1)
@@ -718,6 +770,7 @@ def build_loss(
     gbce_t: float = 0.75,
     gbce_offset: bool = False,
     logq: str = "single",
+    cce_kernel: str = "chunked",
     sce_buckets: int = 8,
     sce_bucket_size: int = 256,
     device: torch.device | str = "cpu",
@@ -727,7 +780,8 @@ def build_loss(
     ``negatives`` (k), ``distribution``, ``alpha``, ``mix`` and ``counts``
     configure the sampler of the sampled losses; ``margin`` is the triplet
     margin; ``gbce_t`` is gBCE's calibration t and ``gbce_offset`` its
-    constant logit offset (:class:`GeneralisedBCE`); ``logq`` is ``sampled_softmax``'s
+    constant logit offset (:class:`GeneralisedBCE`); ``cce_kernel`` is one of
+    :data:`CCE_KERNELS` (:class:`ChunkedCrossEntropy`); ``logq`` is ``sampled_softmax``'s
     logQ correction (:data:`LOGQ_MODES`; ``mixed`` and ``corrected`` read
     ``counts``); ``sce_buckets`` and ``sce_bucket_size`` are SCE's bucketing;
     ``score_scale`` multiplies L2-normalised scores in every loss.
@@ -742,11 +796,16 @@ def build_loss(
     if logq != "single" and cls is not SampledSoftmax:
         raise ValueError(f"logq={logq!r} (--logq) corrects sampled_softmax's logits; the {name!r} loss has none: "
                          "leave it at 'single'")
+    if cce_kernel != "chunked" and cls is not ChunkedCrossEntropy:
+        raise ValueError(f"cce_kernel={cce_kernel!r} (--cce-kernel) chooses how cce runs, not {name!r}: "
+                         "leave it at 'chunked'")
     if not cls.sampled:
         if shared_negatives:
             raise ValueError(f"shared_negatives applies to the sampled losses, not {name!r} (it draws no negatives)")
         if cls is ScalableCrossEntropy:
             return ScalableCrossEntropy(sce_buckets, sce_bucket_size, score_scale=score_scale, device=device)
+        if cls is ChunkedCrossEntropy:
+            return ChunkedCrossEntropy(score_scale=score_scale, kernel=cce_kernel, device=device)
         return cls(score_scale=score_scale)
     if n_items is None:
         if counts is None:

@@ -136,6 +136,106 @@ def test_both_train_through_srs_train_and_old_run_keys_stay(toy, tmp_path):
     assert "gbce_offset" not in g["identity"]  # records without the offset keep their keys
 
 
+def test_cce_cut_kernel_is_refused_clearly_where_it_cannot_run_and_is_never_graphed(toy, tmp_path):
+    if not torch.cuda.is_available():  # device auto resolves to the CPU: refused before anything is written
+        with pytest.raises(ValueError, match="CUDA only"):
+            fit(cfg(toy, epochs=1, loss="cce", cce_kernel="cut", device="auto"), tmp_path / "cut", quiet=True)
+        assert not (tmp_path / "cut").exists()
+    with pytest.raises(ValueError, match="--cce-kernel cut chooses how cce runs"):
+        TrainConfig(data="d", loss="ns", cce_kernel="cut")
+    with pytest.raises(ValueError, match="CUDA only.*--cce-kernel chunked"):
+        TrainConfig(data="d", loss="cce", cce_kernel="cut", device="cpu")
+    with pytest.raises(ValueError, match="CUDA only"):
+        build_loss("cce", cce_kernel="cut", device="cpu")
+    with pytest.raises(ValueError, match="--cce-kernel"):
+        build_loss("ns", 10, cce_kernel="cut")
+    with pytest.raises(ValueError, match="unknown cce kernel"):
+        build_loss("cce", cce_kernel="triton")
+    with pytest.raises(ValueError, match="nonzero"):  # --graph on is refused before any GPU is touched
+        TrainConfig(data="d", loss="cce", cce_kernel="cut", device="cuda", graph="on")
+    assert graph_support("cce", "dense") is None and graph_support("cce", "dense", "cut") is not None
+    assert not use_graph(TrainConfig(data="d", model="stamp", loss="cce", cce_kernel="cut"), torch.device("cuda"))
+    assert use_graph(TrainConfig(data="d", model="stamp", loss="cce"), torch.device("cuda"))
+    assert "cce_kernel" not in TrainConfig(data="d", loss="cce").identity("abcd")  # old cce keys stay
+    cut = TrainConfig(data="d", loss="cce", cce_kernel="cut").identity("abcd")
+    assert cut["cce_kernel"] == "cut"  # bf16 arithmetic: another result, another key
+    from srs_core.bench import cost_key
+    from srs_core.diagnosis import variant
+
+    assert variant({"loss": "cce", "l2": False, "cce_kernel": "cut"}) == "cce, no L2, cut kernel"
+    assert cost_key("cce", "dense", {"cce_kernel": "cut"}) != cost_key("cce", "dense", {})
+
+
+class _StandInCut:
+    """A stand-in for the ``cut_cross_entropy`` package that computes what its
+    ``linear_cross_entropy`` documents (mean cross-entropy of ``e @ c.T``)
+    and keeps the arguments it got, so the wiring is checked without a GPU."""
+
+    __version__ = "0.0-test"
+
+    def __init__(self):
+        self.calls = []
+
+    def linear_cross_entropy(self, e, c, targets, reduction="mean", filter_eps="high", impl="cce"):
+        self.calls.append(dict(e=e, c=c, targets=targets, reduction=reduction, filter_eps=filter_eps, impl=impl))
+        return F.cross_entropy(e.float() @ c.T, targets)
+
+
+@pytest.mark.parametrize("l2", [False, True])
+def test_cce_cut_kernel_gets_the_item_rows_without_padding_in_bf16_and_unfiltered(l2, monkeypatch):
+    import sys
+
+    fake = _StandInCut()
+    monkeypatch.setitem(sys.modules, "cut_cross_entropy", fake)
+    torch.manual_seed(3)
+    n, d = 40, 6
+    a, b = nn.Embedding(n + 1, d), nn.Embedding(n + 1, d)
+    b.load_state_dict(a.state_dict())
+    s1 = torch.randn(5, d, requires_grad=True)
+    s2 = s1.detach().clone().requires_grad_()
+    targets = torch.tensor([1, 7, 40, 3, 7])
+    cut = build_loss("cce", cce_kernel="cut", device="cuda")  # the device check passes; the stand-in runs on CPU
+    assert cut.kernel == "cut-cross-entropy 0.0-test (bf16 sessions)" and cut.kernel_choice == "cut"
+    l_cut, l_ce = cut.compute(s2, targets, b, None, l2), build_loss("ce").compute(s1, targets, a, None, l2)
+    (call,) = fake.calls
+    assert call["e"].dtype == torch.bfloat16 and call["filter_eps"] is None and call["impl"] == "cce"
+    assert call["c"].shape == (n, d) and torch.equal(call["targets"], targets - 1)
+    l_cut.backward()
+    l_ce.backward()
+    assert float(l_cut) == pytest.approx(float(l_ce), rel=2e-2)  # bf16 session vectors
+    assert torch.allclose(s2.grad, s1.grad, atol=2e-2) and torch.allclose(b.weight.grad, a.weight.grad, atol=2e-2)
+    assert not b.weight.grad[0].any()  # the padding row is no candidate
+    monkeypatch.setitem(sys.modules, "cut_cross_entropy", None)  # not installed: import fails
+    with pytest.raises(ValueError, match="pip install cut-cross-entropy"):
+        build_loss("cce", cce_kernel="cut", device="cuda")
+
+
+def _has_cut_kernel() -> bool:
+    import importlib.util
+
+    return torch.cuda.is_available() and importlib.util.find_spec("cut_cross_entropy") is not None
+
+
+@pytest.mark.skipif(not _has_cut_kernel(), reason="needs CUDA and the cut-cross-entropy package")
+@pytest.mark.parametrize("l2", [False, True])
+def test_cce_cut_kernel_on_cuda_is_cross_entropy_in_bf16(l2):
+    torch.manual_seed(4)
+    n, d = 5000, 64
+    a = nn.Embedding(n + 1, d).cuda()
+    b = nn.Embedding(n + 1, d).cuda()
+    b.load_state_dict(a.state_dict())
+    s1 = torch.randn(128, d, device="cuda", requires_grad=True)
+    s2 = s1.detach().clone().requires_grad_()
+    targets = torch.randint(1, n + 1, (128,), device="cuda")
+    l_ce = build_loss("ce").compute(s1, targets, a, None, l2)
+    l_cut = build_loss("cce", cce_kernel="cut", device="cuda").compute(s2, targets, b, None, l2)
+    l_ce.backward()
+    l_cut.backward()
+    assert float(l_cut) == pytest.approx(float(l_ce), rel=1e-2)
+    assert torch.allclose(s2.grad, s1.grad, atol=1e-3, rtol=5e-2)
+    assert torch.allclose(b.weight.grad, a.weight.grad, atol=1e-4, rtol=5e-2)
+
+
 # -- SCE: scalable cross-entropy (Mezentsev et al., RecSys 2024) ---------------
 
 def lse(*xs: float) -> float:
@@ -430,7 +530,7 @@ OLD_KEYS = [
 @pytest.mark.parametrize("kw, selects_on, key", OLD_KEYS)
 def test_old_run_keys_are_unchanged(kw, selects_on, key):
     identity = TrainConfig(data="d", model="stamp", **kw).identity("abcd", selects_on)
-    assert not {"sce_buckets", "sce_bucket_size", "logq", "gbce_offset"} & set(identity)
+    assert not {"sce_buckets", "sce_bucket_size", "logq", "gbce_offset", "cce_kernel"} & set(identity)
     assert config_hash(identity) == key
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srs_core.data.dataset import ProcessedDataset
-from srs_core.losses import LOGQ_MODES, LOSSES
+from srs_core.losses import CCE_KERNELS, LOGQ_MODES, LOSSES
 from srs_core.models import MODELS
 from srs_core.optim import OPTIMIZERS, check_combination
 from srs_core.results import config_hash
@@ -61,6 +61,11 @@ class TrainConfig:
     gbce_offset: bool = _flag(False, "gbce: add log(beta / k), the best constant score, to every logit, so that the k "
                               "negatives do not pull all scores down together (ours; the ranking is unchanged)",
                               group=EXTENSIONS_GROUP, action="store_true")
+    cce_kernel: str = _flag("chunked", "cce: chunked, our exact float32 implementation in item chunks (any device; "
+                            "default); cut, the Triton kernel of the cut-cross-entropy package (CUDA, where the "
+                            "package is installed), which takes bf16 session vectors, so its loss and gradients are "
+                            "cross-entropy's rounded to bf16; never graphed", group=EXTENSIONS_GROUP,
+                            choices=list(CCE_KERNELS))
     sce_buckets: int = _flag(8, "sce: the number of random bucket vectors per batch (default 8)",
                              group=EXTENSIONS_GROUP, metavar="NB")
     sce_bucket_size: int = _flag(256, "sce: sessions and items per bucket, clamped to the batch and the catalogue "
@@ -118,6 +123,14 @@ class TrainConfig:
                              "leave them at their defaults")
         if self.gbce_offset and self.loss != "gbce":
             raise ValueError(f"--gbce-offset shifts gbce's logits, not {self.loss!r}'s: use --loss gbce or drop it")
+        if self.cce_kernel not in CCE_KERNELS:
+            raise ValueError(f"cce_kernel must be one of {', '.join(CCE_KERNELS)}, got {self.cce_kernel!r}")
+        if self.cce_kernel != "chunked" and self.loss != "cce":
+            raise ValueError(f"--cce-kernel {self.cce_kernel} chooses how cce runs, not {self.loss!r}: "
+                             "use --loss cce or leave --cce-kernel chunked")
+        if self.cce_kernel == "cut" and self.device == "cpu":
+            raise ValueError("--cce-kernel cut runs a Triton kernel on CUDA only, and --device is cpu: "
+                             "use --cce-kernel chunked (exact, any device)")
         if self.logq not in LOGQ_MODES:
             raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {self.logq!r}")
         if self.logq != "single" and self.loss != "sampled_softmax":
@@ -136,7 +149,7 @@ class TrainConfig:
         if self.graph == "on":
             from .graph import graph_support
 
-            reason = graph_support(self.loss, self.optimizer)
+            reason = graph_support(self.loss, self.optimizer, self.cce_kernel)
             if reason is not None:
                 raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
 
@@ -196,7 +209,7 @@ class TrainConfig:
 
 
 _EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
-                       "gbce_offset": False,
+                       "gbce_offset": False, "cce_kernel": "chunked",
                        "logq": "single"}
 #: Fields of the sce loss only: in the identity of every sce run, of no other.
 _SCE_DEFAULTS = {"sce_buckets": 8, "sce_bucket_size": 256}

@@ -60,9 +60,10 @@ GRAPH_OPTIMIZERS = ("sparse_fast", "dense")
 VERIFIED_MODELS = ("stamp", "srgnn")
 
 
-def graph_support(loss: str, optimizer: str) -> str | None:
-    """``None`` when a training step of ``loss`` x ``optimizer`` can be
-    captured in a CUDA graph, else the reason it cannot."""
+def graph_support(loss: str, optimizer: str, cce_kernel: str = "chunked") -> str | None:
+    """``None`` when a training step of ``loss`` x ``optimizer`` (and, for
+    ``cce``, its kernel) can be captured in a CUDA graph, else the reason it
+    cannot."""
     if optimizer not in GRAPH_OPTIMIZERS:
         return (f"--optimizer {optimizer} (SparseAdam) builds and coalesces sparse gradients, whose sizes the host "
                 f"must read; a graph can capture {' or '.join(GRAPH_OPTIMIZERS)}")
@@ -72,6 +73,9 @@ def graph_support(loss: str, optimizer: str) -> str | None:
         return ("the sce loss draws float bucket vectors, not the negative ids the graphed step keeps in its static "
                 "buffers, and its graphed step has not been checked on a GPU; train it eagerly (--graph off, or auto, "
                 "which runs it eagerly)")
+    if loss == "cce" and cce_kernel != "chunked":
+        return ("the cut-cross-entropy kernel finds the batch's valid rows with nonzero(), which the host must read; "
+                "a graph cannot capture it (use --cce-kernel chunked to graph cce)")
     return None
 
 
@@ -83,7 +87,7 @@ def check_graphable(loss_fn: Loss, optimizer: str, device: torch.device, generat
             f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
             "(ns, triplet, sampled_softmax), or optimizer='dense'"
         )
-    reason = graph_support(loss_fn.name, optimizer)
+    reason = graph_support(loss_fn.name, optimizer, getattr(loss_fn, "kernel_choice", "chunked"))
     if reason is not None:
         raise ValueError(f"this step cannot be graphed: {reason}")
     if use_graph and device.type != "cuda":
@@ -254,4 +258,4 @@ def use_graph(config, device: torch.device, dist: Dist = SINGLE) -> bool:
     if config.graph != "auto":
         return config.graph == "on"
     return (device.type == "cuda" and not dist.active and config.model in VERIFIED_MODELS
-            and graph_support(config.loss, config.optimizer) is None)
+            and graph_support(config.loss, config.optimizer, config.cce_kernel) is None)

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit
-from srs_core.losses import build_loss
+from srs_core.losses import ChunkedCrossEntropy, build_loss
 from srs_core.models import build_model
 from srs_core.optim import build_optimizer, embedding_is_sparse
 from srs_core.results import RANKS, ResultsStore, atomic_write_json, atomic_write_ranks, is_complete, read_record
@@ -106,6 +106,7 @@ class Run:
 
     def __init__(self, config: TrainConfig, run_dir: Path, dist: Dist, device: torch.device, quiet: bool) -> None:
         self.config, self.run_dir, self.dist, self.device, self.quiet = config, run_dir, dist, device, quiet
+        ChunkedCrossEntropy.check_device(config.cce_kernel, device)  # before the run directory is made
         self.ds = ProcessedDataset.load(config.data)
         self.identity, self.key = run_key(config, self.ds)
         self.selects_on = config.selects_on(self.ds)
@@ -135,6 +136,7 @@ class Run:
         loss_fn = build_loss(c.loss, negatives=c.negatives, margin=c.margin, distribution=c.sampling, alpha=c.alpha,
                              counts=self.ds.item_counts(), score_scale=c.score_scale,
                              shared_negatives=c.shared_negatives, mix=c.mix, gbce_t=c.gbce_t, gbce_offset=c.gbce_offset, logq=c.logq,
+                             cce_kernel=c.cce_kernel,
                              sce_buckets=c.sce_buckets, sce_bucket_size=c.sce_bucket_size, device=dev)
         self.loss_kernel = getattr(loss_fn, "kernel", None)
         self.np_gen = np.random.default_rng(c.seed)
