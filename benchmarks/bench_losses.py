@@ -99,7 +99,7 @@ BASE_BYTES = 0.5e9  # the interpreter, torch, the encoder's own layers and the b
 #: ns reference: the dissertation's setting (L2, 100 uniform negatives) with our optimizer;
 #: ns, triplet, sampled_softmax: README's "extensions' settings" (params/default.yaml `extensions`);
 #: gbce: gSASRec's recommendation (k = 256, t = 0.75, plain dot products), and k = 100; sce: its
-#: defaults, and 16 buckets (the default profile's tuning grid tries each; gBCE's t and offset cost nothing).
+#: defaults, and 16 buckets (the profiles' tuning grids try them; gBCE's t and offset cost nothing).
 CONFIGS: list[tuple[str, str, str, dict]] = [
     ("ce", "dense", "no L2", {"l2": False}),
     ("cce", "dense", "no L2", {"l2": False}),
