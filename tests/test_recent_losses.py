@@ -94,14 +94,20 @@ def test_gbce_at_t_0_is_plain_bce_and_at_t_1_weights_the_positive_by_alpha():
         build_loss("gbce", 50, negatives=5, gbce_t=1.5)
 
 
+def twins(n: int, d: int, batch: int, device: str = "cpu"):
+    """Two equal item tables and two equal leaf session batches, one for each
+    of two losses whose values and gradients are compared."""
+    a, b = nn.Embedding(n + 1, d).to(device), nn.Embedding(n + 1, d).to(device)
+    b.load_state_dict(a.state_dict())
+    s1 = torch.randn(batch, d, device=device, requires_grad=True)
+    return a, b, s1, s1.detach().clone().requires_grad_()
+
+
 @pytest.mark.parametrize("l2, scale, chunk", [(False, 1.0, 7), (True, 5.0, 64), (True, 1.0, 10_000)])
 def test_cce_equals_ce_in_loss_and_every_gradient(l2, scale, chunk):
     torch.manual_seed(1)
     n, d = 301, 12
-    a, b = nn.Embedding(n + 1, d), nn.Embedding(n + 1, d)
-    b.load_state_dict(a.state_dict())
-    s1 = torch.randn(9, d, requires_grad=True)
-    s2 = s1.detach().clone().requires_grad_()
+    a, b, s1, s2 = twins(n, d, 9)
     targets = torch.randint(1, n + 1, (9,))
     ce, cce = build_loss("ce", score_scale=scale), build_loss("cce", score_scale=scale)
     cce.chunk = chunk  # chunks that do not divide the catalogue, and one wider than it
@@ -189,10 +195,7 @@ def test_cce_cut_kernel_gets_the_item_rows_without_padding_in_bf16_and_unfiltere
     monkeypatch.setitem(sys.modules, "cut_cross_entropy", fake)
     torch.manual_seed(3)
     n, d = 40, 6
-    a, b = nn.Embedding(n + 1, d), nn.Embedding(n + 1, d)
-    b.load_state_dict(a.state_dict())
-    s1 = torch.randn(5, d, requires_grad=True)
-    s2 = s1.detach().clone().requires_grad_()
+    a, b, s1, s2 = twins(n, d, 5)
     targets = torch.tensor([1, 7, 40, 3, 7])
     cut = build_loss("cce", cce_kernel="cut", device="cuda")  # the device check passes; the stand-in runs on CPU
     assert cut.kernel == "cut-cross-entropy 0.0-test (bf16 sessions)" and cut.kernel_choice == "cut"
@@ -221,11 +224,7 @@ def _has_cut_kernel() -> bool:
 def test_cce_cut_kernel_on_cuda_is_cross_entropy_in_bf16(l2):
     torch.manual_seed(4)
     n, d = 5000, 64
-    a = nn.Embedding(n + 1, d).cuda()
-    b = nn.Embedding(n + 1, d).cuda()
-    b.load_state_dict(a.state_dict())
-    s1 = torch.randn(128, d, device="cuda", requires_grad=True)
-    s2 = s1.detach().clone().requires_grad_()
+    a, b, s1, s2 = twins(n, d, 128, "cuda")
     targets = torch.randint(1, n + 1, (128,), device="cuda")
     l_ce = build_loss("ce").compute(s1, targets, a, None, l2)
     l_cut = build_loss("cce", cce_kernel="cut", device="cuda").compute(s2, targets, b, None, l2)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srs_core.data.dataset import ProcessedDataset
-from srs_core.losses import CCE_KERNELS, LOGQ_MODES, LOSSES
+from srs_core.losses import CCE_KERNELS, LOGQ_MODES, LOSSES, ChunkedCrossEntropy
 from srs_core.models import MODELS
 from srs_core.optim import OPTIMIZERS, check_combination
 from srs_core.results import config_hash
@@ -128,9 +128,6 @@ class TrainConfig:
         if self.cce_kernel != "chunked" and self.loss != "cce":
             raise ValueError(f"--cce-kernel {self.cce_kernel} chooses how cce runs, not {self.loss!r}: "
                              "use --loss cce or leave --cce-kernel chunked")
-        if self.cce_kernel == "cut" and self.device == "cpu":
-            raise ValueError("--cce-kernel cut runs a Triton kernel on CUDA only, and --device is cpu: "
-                             "use --cce-kernel chunked (exact, any device)")
         if self.logq not in LOGQ_MODES:
             raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {self.logq!r}")
         if self.logq != "single" and self.loss != "sampled_softmax":
@@ -144,6 +141,8 @@ class TrainConfig:
             raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if self.device != "auto":  # auto is resolved, and checked, when the run starts
+            ChunkedCrossEntropy.check_device(self.cce_kernel, self.device)
         if self.graph not in GRAPH_MODES:
             raise ValueError(f"graph must be 'auto', 'on' or 'off', got {self.graph!r}")
         if self.graph == "on":
