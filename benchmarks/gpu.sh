@@ -7,7 +7,8 @@
 #
 # 1. the CUDA tests of the losses, the optimizers and the training loop (the
 #    CUDA-graph step equals SparseAdam; `fit` graphs by default, resumes, and
-#    matches its eager loop; GRU4Rec and NARM captured with --graph on);
+#    matches its eager loop; GRU4Rec and NARM captured with --graph on; cce's
+#    cut kernel against ce, after a best-effort install of cut-cross-entropy);
 #    skipped without CUDA;
 # 2. end to end (benchmarks/bench_train.py): one epoch of `srs train` on the
 #    synthetic MeLi2020 preset at scale 1.0 (1.28M items, 4.68M samples) with
@@ -45,8 +46,16 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # a CPU-only torch (e.g. a .venv built on a laptop) would skip every CUDA test: say which build runs
 "$PY" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| available:', torch.cuda.is_available())"
+# cce's --cce-kernel cut needs the cut-cross-entropy package: try its pinned wheel
+# (--no-deps keeps this torch; a machine without a package index fails fast, and
+# the cut rows and test then say "skipped")
+if ! "$PY" -c "import cut_cross_entropy" 2>/dev/null && [[ " ${ARGS[*]} " == *" --device cuda "* ]]; then
+  timeout 60 "$PY" -m pip install --quiet --no-deps --retries 0 --timeout 5 "cut-cross-entropy==25.1.1" \
+    || echo "cut-cross-entropy could not be installed here: the cut kernel's test and benchmark rows are skipped"
+fi
 if "$PY" -c "import pytest" 2>/dev/null; then
   "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_optim.py tests/test_losses.py tests/test_graph_wiring.py
+  "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_recent_losses.py -k cut
 else
   echo "pytest is not installed here: skipping the unit tests (the checks below still run)"
 fi
