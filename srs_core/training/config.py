@@ -95,62 +95,7 @@ class TrainConfig:
     RUNTIME_FIELDS = ("data", "device", "eval_batch_size", "eval_item_chunk", "graph")
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {sorted(LOSSES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
-        check_combination(self.loss, self.optimizer)
-        for name in ("epochs", "batch_size", "dim", "negatives", "max_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.sampling not in ("uniform", "popularity", "mixed"):
-            raise ValueError(f"sampling must be 'uniform', 'popularity' or 'mixed', got {self.sampling!r}")
-        if not self.score_scale > 0:
-            raise ValueError(f"score_scale must be positive, got {self.score_scale}")
-        if self.score_scale != 1.0 and not self.l2:
-            raise ValueError(f"score_scale={self.score_scale} multiplies L2-normalised scores: add --l2 "
-                             "(l2=True) or leave the scale at 1")
-        if self.shared_negatives and self.loss not in ("ns", "triplet"):
-            raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {self.loss!r} "
-                             "(sampled_softmax always shares its negatives; ce uses every item)")
-        for name in ("sce_buckets", "sce_bucket_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(self, name)}")
-        if self.loss != "sce" and any(getattr(self, k) != v for k, v in _SCE_DEFAULTS.items()):
-            raise ValueError(f"--sce-buckets and --sce-bucket-size configure --loss sce, not {self.loss!r}: "
-                             "leave them at their defaults")
-        if self.gbce_offset and self.loss != "gbce":
-            raise ValueError(f"--gbce-offset shifts gbce's logits, not {self.loss!r}'s: use --loss gbce or drop it")
-        if self.cce_kernel not in CCE_KERNELS:
-            raise ValueError(f"cce_kernel must be one of {', '.join(CCE_KERNELS)}, got {self.cce_kernel!r}")
-        if self.cce_kernel != "chunked" and self.loss != "cce":
-            raise ValueError(f"--cce-kernel {self.cce_kernel} chooses how cce runs, not {self.loss!r}: "
-                             "use --loss cce or leave --cce-kernel chunked")
-        if self.logq not in LOGQ_MODES:
-            raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {self.logq!r}")
-        if self.logq != "single" and self.loss != "sampled_softmax":
-            raise ValueError(f"--logq {self.logq} corrects sampled_softmax's logits, not {self.loss!r}'s: "
-                             "use --loss sampled_softmax or leave --logq single")
-        if not 0.0 <= self.mix <= 1.0:
-            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
-        if self.select not in SELECT_MODES:
-            raise ValueError(f"select must be 'valid' or 'test', got {self.select!r}")
-        if self.patience < 0:
-            raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {self.patience}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if self.device != "auto":  # auto is resolved, and checked, when the run starts
-            ChunkedCrossEntropy.check_device(self.cce_kernel, self.device)
-        if self.graph not in GRAPH_MODES:
-            raise ValueError(f"graph must be 'auto', 'on' or 'off', got {self.graph!r}")
-        if self.graph == "on":
-            from .graph import graph_support
-
-            reason = graph_support(self.loss, self.optimizer, self.cce_kernel)
-            if reason is not None:
-                raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
+        check_config(self)
 
     def selects_on(self, ds: ProcessedDataset) -> str:
         """The split that chooses the epoch: ``valid`` where asked and the
@@ -205,6 +150,67 @@ class TrainConfig:
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.metadata.get("cli")}
         given["data"] = str(given["data"])
         return cls(**given)
+
+
+def check_config(config: "TrainConfig") -> None:
+    """Refuse a config that cannot run, with a message naming the field or
+    flag and the fix (called by every :class:`TrainConfig` on creation)."""
+    if config.model not in MODELS:
+        raise ValueError(f"unknown model {config.model!r}; choose one of {sorted(MODELS)}")
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; choose one of {sorted(LOSSES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
+    check_combination(config.loss, config.optimizer)
+    for name in ("epochs", "batch_size", "dim", "negatives", "max_len"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if config.sampling not in ("uniform", "popularity", "mixed"):
+        raise ValueError(f"sampling must be 'uniform', 'popularity' or 'mixed', got {config.sampling!r}")
+    if not config.score_scale > 0:
+        raise ValueError(f"score_scale must be positive, got {config.score_scale}")
+    if config.score_scale != 1.0 and not config.l2:
+        raise ValueError(f"score_scale={config.score_scale} multiplies L2-normalised scores: add --l2 "
+                         "(l2=True) or leave the scale at 1")
+    if config.shared_negatives and config.loss not in ("ns", "triplet"):
+        raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {config.loss!r} "
+                         "(sampled_softmax always shares its negatives; ce uses every item)")
+    for name in ("sce_buckets", "sce_bucket_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(config, name)}")
+    if config.loss != "sce" and any(getattr(config, k) != v for k, v in _SCE_DEFAULTS.items()):
+        raise ValueError(f"--sce-buckets and --sce-bucket-size configure --loss sce, not {config.loss!r}: "
+                         "leave them at their defaults")
+    if config.gbce_offset and config.loss != "gbce":
+        raise ValueError(f"--gbce-offset shifts gbce's logits, not {config.loss!r}'s: use --loss gbce or drop it")
+    if config.cce_kernel not in CCE_KERNELS:
+        raise ValueError(f"cce_kernel must be one of {', '.join(CCE_KERNELS)}, got {config.cce_kernel!r}")
+    if config.cce_kernel != "chunked" and config.loss != "cce":
+        raise ValueError(f"--cce-kernel {config.cce_kernel} chooses how cce runs, not {config.loss!r}: "
+                         "use --loss cce or leave --cce-kernel chunked")
+    if config.logq not in LOGQ_MODES:
+        raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {config.logq!r}")
+    if config.logq != "single" and config.loss != "sampled_softmax":
+        raise ValueError(f"--logq {config.logq} corrects sampled_softmax's logits, not {config.loss!r}'s: "
+                         "use --loss sampled_softmax or leave --logq single")
+    if not 0.0 <= config.mix <= 1.0:
+        raise ValueError(f"mix must be in [0, 1], got {config.mix}")
+    if config.select not in SELECT_MODES:
+        raise ValueError(f"select must be 'valid' or 'test', got {config.select!r}")
+    if config.patience < 0:
+        raise ValueError(f"patience must be 0 (off) or a positive number of epochs, got {config.patience}")
+    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")
+    if config.device != "auto":  # auto is resolved, and checked, when the run starts
+        ChunkedCrossEntropy.check_device(config.cce_kernel, config.device)
+    if config.graph not in GRAPH_MODES:
+        raise ValueError(f"graph must be 'auto', 'on' or 'off', got {config.graph!r}")
+    if config.graph == "on":
+        from .graph import graph_support
+
+        reason = graph_support(config.loss, config.optimizer, config.cce_kernel)
+        if reason is not None:
+            raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
 
 
 _EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
