@@ -314,5 +314,8 @@ def test_variant_names_the_options_of_the_losses_published_since():
     assert variant({**base, "loss": "sampled_softmax", "logq": "single"}) == "sampled_softmax"
     assert variant({**base, "loss": "gbce", "l2": False, "negatives": 256, "gbce_t": 0.9}) == "gbce, no L2, k=256, t=0.9"
     assert variant({**base, "loss": "gbce", "l2": False, "negatives": 256, "gbce_t": 0.75}) == "gbce, no L2, k=256"
+    # gbce names k even at 100 (the other sampled losses' default), so that k=100 and k=256 read apart
+    assert variant({**base, "loss": "gbce", "l2": False, "negatives": 100, "gbce_offset": True}) == "gbce, no L2, k=100, offset"
+    assert variant({**base, "loss": "ns"}) == "ns"
     assert variant({**base, "loss": "sce", "l2": False, "sce_buckets": 16, "sce_bucket_size": 256}) == "sce, no L2, 16x256 buckets"
     assert is_extension({**base, "loss": "sce"}) and not is_extension({**base, "loss": "ns"})
