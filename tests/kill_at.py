@@ -22,6 +22,12 @@ from srs_core import cli, results
 from srs_core.training import loop, step
 
 point, n, sig, argv = sys.argv[1], int(sys.argv[2]), getattr(signal, "SIG" + sys.argv[3]), sys.argv[4:]
+# Ctrl-C at a terminal always raises KeyboardInterrupt. A test run started as a
+# background job of a non-interactive shell (`make test &`, nohup) inherits
+# SIGINT ignored, and Python then installs no handler for it, so the INT case
+# would test the launcher instead of `srs train`: give this process the
+# terminal's handler back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 seen = {"count": 0}
 
 
