@@ -49,7 +49,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # cce's --cce-kernel cut needs the cut-cross-entropy package: try its pinned wheel
 # (--no-deps keeps this torch; a machine without a package index fails fast, and
 # the cut rows and test then say "skipped")
-if ! "$PY" -c "import cut_cross_entropy" 2>/dev/null && [[ " ${ARGS[*]} " == *" --device cuda "* ]]; then
+if ! "$PY" -c "import cut_cross_entropy" 2>/dev/null && [[ " ${ARGS[*]} " == *" --device cuda"* ]]; then  # cuda or cuda:N
   timeout 60 "$PY" -m pip install --quiet --no-deps --retries 0 --timeout 5 "cut-cross-entropy==25.1.1" \
     || echo "cut-cross-entropy could not be installed here: the cut kernel's test and benchmark rows are skipped"
 fi
