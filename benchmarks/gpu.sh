@@ -48,9 +48,13 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" -c "import torch; print('torch', torch.__version__, '| CUDA', torch.version.cuda, '| available:', torch.cuda.is_available())"
 # cce's --cce-kernel cut needs the cut-cross-entropy package: try its pinned wheel
 # (--no-deps keeps this torch; a machine without a package index fails fast, and
-# the cut rows and test then say "skipped")
+# the cut rows and test then say "skipped"). For a machine with no index, fetch
+# the wheel beforehand where there is one and bring the folder along:
+#     pip download --no-deps cut-cross-entropy==25.1.1 -d benchmarks/wheels
+WHEELS=(); [ -d benchmarks/wheels ] && WHEELS=(--find-links benchmarks/wheels)
 if ! "$PY" -c "import cut_cross_entropy" 2>/dev/null && [[ " ${ARGS[*]} " == *" --device cuda"* ]]; then  # cuda or cuda:N
-  timeout 60 "$PY" -m pip install --quiet --no-deps --retries 0 --timeout 5 "cut-cross-entropy==25.1.1" \
+  timeout 60 "$PY" -m pip install --quiet --no-deps --retries 0 --timeout 5 ${WHEELS[@]+"${WHEELS[@]}"} \
+    "cut-cross-entropy==25.1.1" \
     || echo "cut-cross-entropy could not be installed here: the cut kernel's test and benchmark rows are skipped"
 fi
 if "$PY" -c "import pytest" 2>/dev/null; then

@@ -173,18 +173,30 @@ def test_cce_cut_kernel_is_refused_clearly_where_it_cannot_run_and_is_never_grap
 
 
 class _StandInCut:
-    """A stand-in for the ``cut_cross_entropy`` package that computes what its
-    ``linear_cross_entropy`` documents (mean cross-entropy of ``e @ c.T``)
-    and keeps the arguments it got, so the wiring is checked without a GPU."""
+    """A stand-in for the pinned ``cut-cross-entropy`` wheel (25.1.1 on PyPI,
+    which differs from the git tag of that number): the signature of its
+    ``linear_cross_entropy``, the implementations it knows, the dtype checks
+    of its backward (session vectors bf16 or fp16; the item table may also
+    be float32, cast block by block inside the kernel), and the mean
+    cross-entropy of ``e @ c.T`` it documents. It keeps the arguments it
+    got, so the wiring is checked without a GPU."""
 
     __version__ = "0.0-test"
 
     def __init__(self):
         self.calls = []
 
-    def linear_cross_entropy(self, e, c, targets, reduction="mean", filter_eps="high", impl="cce"):
-        self.calls.append(dict(e=e, c=c, targets=targets, reduction=reduction, filter_eps=filter_eps, impl=impl))
-        return F.cross_entropy(e.float() @ c.T, targets)
+    def linear_cross_entropy(self, e, c, targets, ignore_index=-100, softcap=None, reduction="mean",
+                             shift=False, filter_eps="high", impl="cce"):
+        if impl not in ("cce", "torch_compile"):
+            raise NotImplementedError(f"{impl} is not implemented.")
+        assert e.dtype in (torch.float16, torch.bfloat16), "Backwards requires embeddings to be bf16 or fp16"
+        assert c.dtype in (torch.float16, torch.bfloat16, torch.float32), \
+            "Backwards requires classifier to be bf16 or fp16 or fp32"
+        assert e.size(-1) == c.size(1) and e.size()[:-1] == targets.size()
+        self.calls.append(dict(e=e, c=c, targets=targets, reduction=reduction, filter_eps=filter_eps, impl=impl,
+                               ignore_index=ignore_index, shift=shift))
+        return F.cross_entropy(e.float() @ c.to(e.dtype).float().T, targets, reduction=reduction)
 
 
 @pytest.mark.parametrize("l2", [False, True])
@@ -202,6 +214,7 @@ def test_cce_cut_kernel_gets_the_item_rows_without_padding_in_bf16_and_unfiltere
     l_cut, l_ce = cut.compute(s2, targets, b, None, l2), build_loss("ce").compute(s1, targets, a, None, l2)
     (call,) = fake.calls
     assert call["e"].dtype == torch.bfloat16 and call["filter_eps"] is None and call["impl"] == "cce"
+    assert not call["shift"] and call["ignore_index"] == -100  # no target is -100: every row counts
     assert call["c"].shape == (n, d) and torch.equal(call["targets"], targets - 1)
     l_cut.backward()
     l_ce.backward()
