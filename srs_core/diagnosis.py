@@ -97,8 +97,9 @@ def variant(config: dict) -> str:
     sampling = config.get("sampling", "uniform")
     if loss != "ce" and sampling != "uniform":
         parts.append(sampling if sampling != "mixed" else f"mixed {config.get('mix', 0.5):g}")
-    if loss != "ce" and (int(config.get("negatives", 100)) != 100 or loss == "gbce"):  # gbce always names its k
-        parts.append(f"k={int(config['negatives'])}" + (" shared" if config.get("shared_negatives") else ""))
+    k = int(config.get("negatives", 100))
+    if loss != "ce" and (k != 100 or loss == "gbce"):  # gbce always names its k
+        parts.append(f"k={k}" + (" shared" if config.get("shared_negatives") else ""))
     elif config.get("shared_negatives"):
         parts.append("shared")
     if config.get("logq", "single") != "single":

@@ -317,5 +317,6 @@ def test_variant_names_the_options_of_the_losses_published_since():
     # gbce names k even at 100 (the other sampled losses' default), so that k=100 and k=256 read apart
     assert variant({**base, "loss": "gbce", "l2": False, "negatives": 100, "gbce_offset": True}) == "gbce, no L2, k=100, offset"
     assert variant({**base, "loss": "ns"}) == "ns"
+    assert variant({"loss": "gbce", "l2": False}) == "gbce, no L2, k=100"  # k left out: its default, named
     assert variant({**base, "loss": "sce", "l2": False, "sce_buckets": 16, "sce_bucket_size": 256}) == "sce, no L2, 16x256 buckets"
     assert is_extension({**base, "loss": "sce"}) and not is_extension({**base, "loss": "ns"})
