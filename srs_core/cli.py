@@ -4,6 +4,7 @@ Examples::
 
     srs synth --preset diginetica --scale 0.05 --seed 0 --output data/digi
     srs preprocess --dataset diginetica --input train-item-views.csv --output data/digi
+    srs import-split --input datasets/diginetica --output data/diginetica-srgnn
     srs train --data data/digi --model stamp --loss ns --optimizer sparse --l2 --output runs/stamp-ns
     srs baseline --data data/digi --name transition
     srs convert-session-rec --input yoochoose-clicks-100k_train_full.txt --output yoochoose-clicks.dat
@@ -82,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--min-item-support", type=int, default=5, help="drop items seen fewer times (default 5)")
     pp.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    pi = sub.add_parser("import-split", help="import a published train/test split (SR-GNN's pickles) as a processed "
+                        "dataset", description="Turn a directory holding a published, already preprocessed split "
+                        "(all_train_seq.txt or SR-GNN's train.txt, and test.txt: the pickles of the SR-GNN authors' "
+                        "script, on which Table 1's numbers were measured) into a processed dataset that keeps the "
+                        "split exactly: every prefix of every training session, the published test rows, the "
+                        "published item ids. The pickles are read without running any code they name.")
+    pi.add_argument("--input", required=True, type=Path, help="directory with test.txt and all_train_seq.txt (or train.txt)")
+    pi.add_argument("--output", required=True, type=Path, help="directory to create (written atomically)")
+    pi.add_argument("--valid-fraction", type=float, default=0.1, metavar="F",
+                    help="the last F of the training sessions (file order, which is chronological) form the "
+                    "validation split, on which `srs train` chooses its epoch (default 0.1; 0: none, the "
+                    "published split)")
+    pi.add_argument("--quiet", action="store_true", help="no progress bars")
+
     pc = sub.add_parser("convert-session-rec", help="write a session-rec SessionId/ItemId/Time TSV as raw yoochoose-clicks.dat",
                         description="Convert a session-rec prepared file (e.g. data/rsc15/prepared/"
                         "yoochoose-clicks-100k_train_full.txt: tab-separated SessionId, ItemId, Time in Unix seconds) "
@@ -137,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
             out = preprocess_file(args.dataset, args.input, args.output, test_days=args.test_days, fraction=args.fraction,
                                   max_len=args.max_len, min_item_support=args.min_item_support,
                                   valid_days=args.valid_days, quiet=args.quiet)
+            print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
+        elif args.command == "import-split":
+            from srs_core.data.published import import_split
+
+            out = import_split(args.input, args.output, valid_fraction=args.valid_fraction, quiet=args.quiet)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
         elif args.command == "convert-session-rec":
             from srs_core.data.readers import read_tsv

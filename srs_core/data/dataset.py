@@ -7,6 +7,7 @@ period, ``valid``:
 ``{split}_items.npy``    int32, the item ids (1..N) of every session, concatenated
 ``{split}_offsets.npy``  int64, ``n_sessions + 1`` offsets into the items array
 ``{split}_times.npy``    float64, each session's time (its last event, Unix seconds)
+``{split}_first.npy``    int32, optional: each session's first sample (see below)
 
 plus ``stats.json`` (the dissertation's Table 3 statistics), ``meta.json``
 (source file, its size and sha256, parameters, the command that made it, a
@@ -16,6 +17,11 @@ sha256 of the arrays, library version) and
 Sessions are stored once; the augmented samples (dissertation Section 4.5.4,
 step 8) are derived: sample ``(s, p)`` uses the first ``p`` items of session
 ``s`` as input and item ``p`` as the target, for ``p = 1 .. len(s) - 1``.
+A split imported from a published train/test split
+(:mod:`srs_core.data.published`) may hold rows that are not every prefix of
+one session; there ``{split}_first.npy`` gives, per session, the shortest
+prefix that is a sample, so ``p = first(s) .. len(s) - 1``. Without the file
+every prefix is a sample (``first = 1``).
 Arrays are memory-mapped, so loading a MeLi-sized dataset is instant.
 """
 from __future__ import annotations
@@ -37,6 +43,7 @@ class Split:
     items: np.ndarray
     offsets: np.ndarray
     times: np.ndarray
+    first: np.ndarray | None = None  # shortest prefix that is a sample, per session (None: 1 for all)
 
     @property
     def n_sessions(self) -> int:
@@ -46,18 +53,22 @@ class Split:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def _first(self) -> np.ndarray | int:
+        return 1 if self.first is None else np.asarray(self.first, dtype=np.int64)
+
     @property
     def n_samples(self) -> int:
-        return int((self.lengths - 1).sum())
+        return int((self.lengths - self._first()).sum())
 
     def sample_index(self) -> tuple[np.ndarray, np.ndarray]:
         """All augmented samples as ``(session, prefix_length)`` int64 arrays."""
         lengths = self.lengths.astype(np.int64)
-        n_per = lengths - 1
+        first = self._first()
+        n_per = lengths - first
         sess = np.repeat(np.arange(self.n_sessions, dtype=np.int64), n_per)
-        # prefix length runs 1..len-1 inside each session
+        # prefix length runs first..len-1 inside each session (first = 1 unless the split says otherwise)
         starts = np.repeat(np.cumsum(n_per) - n_per, n_per)
-        pos = np.arange(len(sess), dtype=np.int64) - starts + 1
+        pos = np.arange(len(sess), dtype=np.int64) - starts + (1 if self.first is None else first[sess])
         return sess, pos
 
 

@@ -27,6 +27,10 @@ SPLITS = ("train", "test")  # always present
 OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
 #: The arrays of every split, as (file suffix, dtype, memory-mapped on load).
 ARRAYS = (("items", np.int32, True), ("offsets", np.int64, False), ("times", np.float64, True))
+#: An array a split may hold: each session's shortest prefix that is a sample
+#: (imported published splits only; absent means 1 for every session, and an
+#: absent array changes neither the files nor the content hash).
+FIRST = ("first", np.int32, False)
 #: ``stats.json`` counts checked against the arrays.
 COUNT_KEYS = ("sessions", "samples")
 
@@ -53,7 +57,9 @@ def save_dataset(output_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.
     """Write a processed dataset directory, atomically.
 
     ``splits`` maps ``train``, ``test`` (and ``valid``) to ``(items, offsets,
-    times)``, which are stored as int32, int64 and float64. Files go to a
+    times)``, which are stored as int32, int64 and float64, or to ``(items,
+    offsets, times, first)`` where not every prefix is a sample (``first``
+    int32; ``None`` leaves it out). Files go to a
     temporary directory next to ``output_dir``, which is then renamed into
     place, so a failure leaves nothing half-written. An existing processed
     dataset at ``output_dir`` is replaced; any other non-empty path is refused.
@@ -65,14 +71,15 @@ def save_dataset(output_dir: str | Path, splits: dict[str, tuple[np.ndarray, np.
             f"{output_dir} exists and is not a processed dataset; choose another --output or remove it."
         )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    typed = {name: tuple(np.ascontiguousarray(a, dtype=dt) for a, (_, dt, _) in zip(arrays, ARRAYS))
+    typed = {name: tuple(np.ascontiguousarray(a, dtype=dt)
+                         for a, (_, dt, _) in zip(arrays, ARRAYS + (FIRST,)) if a is not None)
              for name, arrays in splits.items()}
     meta = {**meta, "content_sha256": content_hash(typed.values())}
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
     try:
         os.chmod(tmp, 0o755)
         for name, arrays in typed.items():
-            for arr, (suffix, _, _) in zip(arrays, ARRAYS):
+            for arr, (suffix, _, _) in zip(arrays, ARRAYS + (FIRST,)):
                 np.save(tmp / f"{name}_{suffix}.npy", arr)
         with open(tmp / "item_ids.txt", "w", encoding="utf-8") as fh:
             fh.write("\n".join(map(str, list(item_ids))))
@@ -136,7 +143,7 @@ def _read_array(path: Path, file: str, dtype, mmap: bool) -> np.ndarray:
     return arr
 
 
-def _check_split(path: Path, name: str, items, offsets, times, n_items: int) -> None:
+def _check_split(path: Path, name: str, items, offsets, times, n_items: int, first=None) -> None:
     if len(offsets) == 0 or offsets[0] != 0:
         raise _fail(path, f"{name}_offsets.npy", "does not start at 0")
     if len(offsets) > 1 and (np.diff(offsets) < 0).any():
@@ -149,6 +156,12 @@ def _check_split(path: Path, name: str, items, offsets, times, n_items: int) -> 
     if len(items) and (int(items.min()) < 1 or int(items.max()) > n_items):
         raise _fail(path, f"{name}_items.npy", f"holds item ids in [{int(items.min())}, {int(items.max())}] "
                     f"outside the catalogue [1, {n_items}] of stats.json")
+    if first is not None:
+        if len(first) != len(offsets) - 1:
+            raise _fail(path, f"{name}_first.npy", f"holds {len(first)} entries for {len(offsets) - 1} sessions")
+        if len(first) and (int(first.min()) < 1 or (np.diff(offsets) - first < 1).any()):
+            raise _fail(path, f"{name}_first.npy", "names a first sample outside a session (each entry must be at "
+                        "least 1 and below its session's length)")
 
 
 def read_dataset(path: str | Path) -> tuple[dict, dict, dict]:
@@ -170,10 +183,13 @@ def read_dataset(path: str | Path) -> tuple[dict, dict, dict]:
         if name in OPTIONAL_SPLITS and not (path / f"{name}_items.npy").is_file():
             continue
         arrays = tuple(_read_array(path, f"{name}_{suffix}.npy", dt, mm) for suffix, dt, mm in ARRAYS)
-        _check_split(path, name, *arrays, n_items)
+        if (path / f"{name}_{FIRST[0]}.npy").is_file():
+            arrays += (_read_array(path, f"{name}_{FIRST[0]}.npy", FIRST[1], FIRST[2]),)
+        _check_split(path, name, *arrays[:3], n_items, *arrays[3:])
         n_sessions = len(arrays[1]) - 1
         for key in COUNT_KEYS:
-            have = n_sessions if key == "sessions" else len(arrays[0]) - n_sessions
+            have = n_sessions if key == "sessions" else len(arrays[0]) - (
+                n_sessions if len(arrays) == 3 else int(arrays[3].sum()))
             want = stats.get(f"n_{name}_{key}")
             if want != have:
                 raise _fail(path, "stats.json", f"n_{name}_{key} is {want!r} but the {name} arrays hold {have}")

@@ -85,7 +85,7 @@ class TrainConfig:
     # left out of the config hash.
     device: str = _flag("auto", "auto (CUDA when present), cpu, or cuda[:N]")
     eval_batch_size: int = 256
-    eval_item_chunk: int = 131072
+    eval_item_chunk: int = 0  # items scored at once in evaluation; 0: the device's default (evaluate.AUTO_ITEM_CHUNK)
     graph: str = _flag("auto", "replay each training step from a CUDA graph: auto (default) where the device is CUDA "
                        "and the pairing allows it (a sampled loss with sparse_fast, or dense Adam), on (on CPU: the "
                        "same static-shape step run eagerly), off; never changes the run's config hash. Under torchrun "

@@ -59,7 +59,7 @@ from .distributed import Dist
 from .evaluate import evaluate
 from .graph import GraphedTrainStep, use_graph
 from .rundir import RunLock, claim
-from .runtime import environment, peak_memory, progress, resolve_device, sync
+from .runtime import bound_heap, environment, peak_memory, progress, resolve_device, sync
 from .step import TrainStep
 
 
@@ -106,6 +106,7 @@ class Run:
 
     def __init__(self, config: TrainConfig, run_dir: Path, dist: Dist, device: torch.device, quiet: bool) -> None:
         self.config, self.run_dir, self.dist, self.device, self.quiet = config, run_dir, dist, device, quiet
+        bound_heap()  # before the first large block: a step's big transient buffers never fragment the heap
         ChunkedCrossEntropy.check_device(config.cce_kernel, device)  # before the run directory is made
         self.ds = ProcessedDataset.load(config.data)
         self.identity, self.key = run_key(config, self.ds)
@@ -188,9 +189,12 @@ class Run:
             torch.manual_seed(_rank_seed(self.config.seed, epoch, self.dist.rank))
         sync(self.device)
         t0 = time.perf_counter()
-        losses = [self.step.train_batch(*batch) for batch in
-                  progress(self.batches(), self.n_batches, desc=f"epoch {epoch}", disable=self.quiet, leave=False)]
-        mean_loss = torch.stack(losses).mean() if losses else torch.tensor(float("nan"))
+        # the loss is summed as the epoch goes (on the device, no host sync): nothing a step makes outlives it
+        total, steps = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        for batch in progress(self.batches(), self.n_batches, desc=f"epoch {epoch}", disable=self.quiet, leave=False):
+            total += self.step.train_batch(*batch)
+            steps += 1
+        mean_loss = total / steps if steps else torch.tensor(float("nan"))
         if self.dist.active:
             mean_loss = torch.tensor(distributed.all_sum([float(mean_loss)], self.device)[0])
         mean_loss = float(mean_loss)

@@ -2,6 +2,8 @@
 the machine. Nothing here changes a result."""
 from __future__ import annotations
 
+import ctypes
+import os
 import platform
 import resource
 import subprocess
@@ -14,6 +16,38 @@ import torch
 from tqdm.auto import tqdm
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates
+
+#: glibc's mallopt parameter and the value every training process sets (1 MiB).
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 1 << 20
+_heap_bounded: bool | None = None
+
+
+def bound_heap() -> bool:
+    """Fix glibc's mmap threshold at 1 MiB for this process, so that every
+    block of 1 MiB or more (a step's logits, its gradients) is mapped on its
+    own and handed back to the system when freed. Returns whether it is set.
+
+    Why: glibc raises its threshold after the first such block is freed (up
+    to 32 MiB), so later ones land on the heap between the small tensors that
+    a step makes; the freed space is then cut up and rarely fits the next
+    step's large block, and the heap grows by about one logits matrix a step.
+    Cross-entropy at 43k items then filled 24 GB within an epoch; with the
+    fixed threshold it stays flat (``benchmarks/bench_memory.py``, the test
+    ``tests/test_memory.py``). Called when a run is set up, so it holds for
+    ``srs train``, for the notebooks' kernels and worker processes and for
+    every process under torchrun. A no-op off glibc and where the user has set
+    ``MALLOC_MMAP_THRESHOLD_`` (glibc's own variable, which then wins)."""
+    global _heap_bounded
+    if _heap_bounded is None:
+        _heap_bounded = False
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" \
+                and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+            try:
+                _heap_bounded = bool(ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+            except (OSError, AttributeError):
+                _heap_bounded = False
+    return _heap_bounded
 
 
 def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
