@@ -300,7 +300,7 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
 #: The columns of :func:`summarise` that describe a variant's setting, carried
 #: into :func:`compare_runs`'s table (notebook 07 times each chosen setting).
 SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "gbce_t", "gbce_offset",
-                   "cce_kernel", "sce_buckets", "sce_bucket_size", "score_scale", "recent")
+                   "cce_kernel", "sce_buckets", "sce_bucket_size", "score_scale", "recent", "batching")
 
 
 def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
@@ -354,6 +354,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "sce_buckets": c.get("sce_buckets", 8),
             "sce_bucket_size": c.get("sce_bucket_size", 256),
             "shared_negatives": bool(c.get("shared_negatives", False)),
+            "batching": c.get("batching", "samples"),
             "epochs_run": len(epochs),
             "n_items": r.get("n_items"),
             "best_epoch": r["best"]["epoch"],

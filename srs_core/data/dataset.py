@@ -123,6 +123,43 @@ def make_batch(
     )
 
 
+#: How an epoch's shuffled samples are grouped into batches. ``samples``:
+#: consecutive runs of one permutation (the dissertation's setting, the
+#: default). ``buckets`` (ours): the permutation is cut into pools of
+#: :data:`POOL_BATCHES` batches, each pool is sorted by prefix length (as
+#: padded, at most ``max_len``) and cut into batches, and the batches are
+#: shuffled; a batch then pads to about its own length instead of the longest
+#: of 128 random prefixes (21 of at most 25 on Diginetica, whose prefixes
+#: average 4), which the recurrent and graph encoders pay for.
+BATCHINGS = ("samples", "buckets")
+POOL_BATCHES = 64
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, generator: np.random.Generator, batching: str = "samples",
+                max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An epoch's sample order and its batch boundaries: batch ``i`` is
+    ``order[bounds[i]:bounds[i + 1]]``. ``lengths`` are the samples' prefix
+    lengths. ``samples`` draws one permutation (the same draw as before
+    batchings existed, so old runs keep their batches); ``buckets`` draws it,
+    then a permutation of the batches (see :data:`BATCHINGS`)."""
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {batching!r}")
+    n = len(lengths)
+    order = generator.permutation(n)
+    if batching == "samples":
+        return order, np.r_[np.arange(0, n, batch_size), n]
+    width = np.asarray(lengths) if max_len is None else np.minimum(lengths, max_len)
+    pool = POOL_BATCHES * batch_size
+    batches = []
+    for lo in range(0, n, pool):
+        chunk = order[lo:lo + pool]
+        chunk = chunk[np.argsort(width[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches = [batches[i] for i in generator.permutation(len(batches))]
+    bounds = np.r_[0, np.cumsum([len(b) for b in batches])]
+    return (np.concatenate(batches) if batches else order), bounds
+
+
 def iter_batches(
     split: Split,
     batch_size: int,
@@ -132,21 +169,25 @@ def iter_batches(
     drop_last: bool = False,
     max_len: int | None = None,
     pad_to: int | None = None,
+    batching: str = "samples",
 ) -> Iterator[Batch]:
     """Yield batches over every augmented sample of ``split``.
 
     With ``shuffle`` the order comes from ``generator`` (a seeded numpy
-    generator), so the same seed gives the same batches.
+    generator), so the same seed gives the same batches; ``batching`` says
+    how the shuffled samples form batches (:func:`batch_order`).
     """
     sess, pos = split.sample_index()
-    order = np.arange(len(sess))
     if shuffle:
         if generator is None:
             raise ValueError("shuffle=True needs a seeded numpy generator")
-        order = generator.permutation(len(sess))
-    stop = len(order) - (len(order) % batch_size if drop_last else 0)
-    for lo in range(0, stop, batch_size):
-        sel = order[lo : lo + batch_size]
+        order, bounds = batch_order(pos, batch_size, generator, batching, max_len)
+    else:
+        order, bounds = np.arange(len(sess)), np.r_[np.arange(0, len(sess), batch_size), len(sess)]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if drop_last and hi - lo < batch_size:
+            continue
+        sel = order[lo:hi]
         yield make_batch(split, sess[sel], pos[sel], max_len=max_len, pad_to=pad_to)
 
 

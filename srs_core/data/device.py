@@ -34,6 +34,7 @@ class DeviceSplit:
         self.device = torch.device(device)
         self.max_len = int(max_len)
         sess, pos = split.sample_index()
+        self.prefix_lengths = pos  # each sample's full prefix length (batch_order sorts by it)
         offsets = np.asarray(split.offsets, dtype=np.int64)
         target = offsets[sess] + pos  # index of each sample's target in the flat item array
         items = np.array(split.items)  # a writable copy of the memory-mapped file
@@ -66,10 +67,15 @@ class DeviceSplit:
             host = host.pin_memory()
         return host.to(self.device, non_blocking=True)
 
-    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Batches of ``batch_size`` samples in ``order``; the last one may be smaller."""
-        for lo in range(0, len(order), batch_size):
-            yield self.batch(order[lo : lo + batch_size])
+    def batches(self, order: torch.Tensor, batch_size: int,
+                bounds: np.ndarray | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Batches of ``batch_size`` samples in ``order`` (the last one may be
+        smaller), or ``order[bounds[i]:bounds[i + 1]]`` where ``bounds`` is given
+        (:func:`~srs_core.data.dataset.batch_order`)."""
+        if bounds is None:
+            bounds = np.r_[np.arange(0, len(order), batch_size), len(order)]
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            yield self.batch(order[int(lo):int(hi)])
 
     def __len__(self) -> int:
         return self.n_samples

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from srs_core.data.dataset import ProcessedDataset
+from srs_core.data.dataset import BATCHINGS, ProcessedDataset
 from srs_core.losses import CCE_KERNELS, LOGQ_MODES, LOSSES, ChunkedCrossEntropy
 from srs_core.models import MODELS
 from srs_core.optim import OPTIMIZERS, check_combination
@@ -81,6 +81,11 @@ class TrainConfig:
                         "split, then the test metrics of that epoch are reported (default; a dataset without a "
                         "validation split falls back to test); test: the best test epoch, the dissertation's protocol",
                         group=EXTENSIONS_GROUP, choices=list(SELECT_MODES))
+    batching: str = _flag("samples", "how an epoch's shuffled samples form batches: samples, runs of one permutation "
+                          "(the dissertation's setting, default); buckets, samples of similar prefix length batched "
+                          "together within pools of 64 batches, the batches then shuffled, so a batch pads to about "
+                          "its own length (3.9-4.6x faster steps for GRU4Rec, NARM and SR-GNN on Diginetica)",
+                          group=EXTENSIONS_GROUP, choices=list(BATCHINGS))
     # These change where and how fast a run goes, not its result: they are
     # left out of the config hash.
     device: str = _flag("auto", "auto (CUDA when present), cpu, or cuda[:N]")
@@ -195,6 +200,8 @@ def check_config(config: "TrainConfig") -> None:
                          "use --loss sampled_softmax or leave --logq single")
     if not 0.0 <= config.mix <= 1.0:
         raise ValueError(f"mix must be in [0, 1], got {config.mix}")
+    if config.batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {config.batching!r}")
     if config.select not in SELECT_MODES:
         raise ValueError(f"select must be 'valid' or 'test', got {config.select!r}")
     if config.patience < 0:
@@ -215,7 +222,7 @@ def check_config(config: "TrainConfig") -> None:
 
 _EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
                        "gbce_offset": False, "cce_kernel": "chunked",
-                       "logq": "single"}
+                       "logq": "single", "batching": "samples"}
 #: Fields of the sce loss only: in the identity of every sce run, of no other.
 _SCE_DEFAULTS = {"sce_buckets": 8, "sce_bucket_size": 256}
 

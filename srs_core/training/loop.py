@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from srs_core.data.dataset import ProcessedDataset, iter_batches, n_batches
+from srs_core.data.dataset import ProcessedDataset, batch_order, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit
 from srs_core.losses import ChunkedCrossEntropy, build_loss
 from srs_core.models import build_model
@@ -156,7 +156,7 @@ class Run:
         self.test_split = DeviceSplit(self.ds.test, self.device, c.max_len) if self.on_device else None
         self.valid_split = (DeviceSplit(self.ds.valid, self.device, c.max_len)
                             if self.on_device and self.ds.valid is not None else None)
-        self.n_batches = n_batches(self.ds.train, c.batch_size)
+        self.n_batches = n_batches(self.ds.train, c.batch_size)  # the same for every batching
 
     def resume(self, force: bool) -> tuple[int, list[dict]]:
         """The last epoch trained and the epochs' records, restored from the
@@ -177,9 +177,10 @@ class Run:
         """This epoch's shuffled training batches ``(items, lengths, targets)``."""
         c = self.config
         if self.on_device:
-            order = self.train_split.order(self.np_gen.permutation(self.train_split.n_samples))  # one transfer
-            return self.train_split.batches(order, c.batch_size)
-        batches = iter_batches(self.ds.train, c.batch_size, shuffle=True, generator=self.np_gen, max_len=c.max_len)
+            order, bounds = batch_order(self.train_split.prefix_lengths, c.batch_size, self.np_gen, c.batching, c.max_len)
+            return self.train_split.batches(self.train_split.order(order), c.batch_size, bounds)  # one transfer
+        batches = iter_batches(self.ds.train, c.batch_size, shuffle=True, generator=self.np_gen, max_len=c.max_len,
+                               batching=c.batching)
         return ((b.items, b.lengths, b.targets) for b in (b.to(self.device) for b in batches))
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:

@@ -1,0 +1,62 @@
+"""Batchings: `samples` keeps every old run's batches; `buckets` sees each sample once, in batches of similar length."""
+import numpy as np
+import pytest
+import torch
+
+from srs_core.data.dataset import POOL_BATCHES, ProcessedDataset, batch_order, iter_batches
+from srs_core.data.device import DeviceSplit
+from srs_core.train import TrainConfig, fit, run_key
+
+
+def test_samples_batching_is_the_plain_permutation(tiny_dataset):
+    split = ProcessedDataset.load(tiny_dataset).train
+    _, pos = split.sample_index()
+    g1, g2 = np.random.default_rng(3), np.random.default_rng(3)
+    order, bounds = batch_order(pos, 128, g1, "samples")
+    assert np.array_equal(order, g2.permutation(len(pos)))  # the draw runs made before batchings existed
+    assert np.array_equal(bounds, np.r_[np.arange(0, len(pos), 128), len(pos)])
+    assert g1.bit_generator.state == g2.bit_generator.state
+
+
+def test_buckets_see_every_sample_once_in_batches_of_similar_length(tiny_dataset):
+    split = ProcessedDataset.load(tiny_dataset).train
+    _, pos = split.sample_index()
+    order, bounds = batch_order(pos, 32, np.random.default_rng(0), "buckets", max_len=6)
+    assert np.array_equal(np.sort(order), np.arange(len(pos)))
+    sizes = np.diff(bounds)
+    assert (sizes == 32).sum() == len(sizes) - 1 and sizes.sum() == len(pos)  # one partial batch at most
+    width = np.minimum(pos, 6)
+    spread = [np.ptp(width[order[lo:hi]]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    random_spread = [np.ptp(width[b]) for b in np.array_split(np.random.default_rng(1).permutation(len(pos)),
+                                                               len(sizes))]
+    assert np.mean(spread) < 0.5 * np.mean(random_spread)
+    again, _ = batch_order(pos, 32, np.random.default_rng(0), "buckets", max_len=6)
+    assert np.array_equal(order, again)
+    # each pool of POOL_BATCHES batches holds the samples of one run of the first permutation
+    first = np.random.default_rng(0).permutation(len(pos))[: POOL_BATCHES * 32]
+    in_pool = [set(order[lo:hi]) <= set(first) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    assert sum(in_pool) == min(POOL_BATCHES, len(sizes))
+
+
+def test_device_batches_follow_the_same_buckets(tiny_dataset):
+    split = ProcessedDataset.load(tiny_dataset).train
+    dev = DeviceSplit(split, "cpu", 25)
+    order, bounds = batch_order(dev.prefix_lengths, 48, np.random.default_rng(7), "buckets", 25)
+    ours = list(dev.batches(dev.order(order), 48, bounds))
+    ref = list(iter_batches(split, 48, shuffle=True, generator=np.random.default_rng(7), max_len=25, pad_to=25,
+                            batching="buckets"))
+    assert len(ours) == len(ref)
+    for (items, lengths, targets), b in zip(ours, ref):
+        assert torch.equal(items, b.items) and torch.equal(lengths, b.lengths) and torch.equal(targets, b.targets)
+
+
+def test_batching_is_a_new_key_only_when_it_changes(tiny_dataset, tmp_path):
+    base = TrainConfig(data=str(tiny_dataset), model="stamp", epochs=1)
+    assert "batching" not in run_key(base)[0]
+    bucketed = TrainConfig(data=str(tiny_dataset), model="stamp", epochs=1, batching="buckets")
+    assert run_key(bucketed)[0]["batching"] == "buckets" and run_key(bucketed)[1] != run_key(base)[1]
+    with pytest.raises(ValueError, match="batching must be one of"):
+        TrainConfig(data=str(tiny_dataset), model="stamp", batching="sorted")
+    rec = fit(TrainConfig(data=str(tiny_dataset), model="gru4rec", epochs=1, batching="buckets", device="cpu",
+                          loss="sampled_softmax", optimizer="sparse_fast", l2=True), tmp_path / "run", quiet=True)
+    assert rec["status"] == "complete" and rec["best"]["mrr_at_20"] > 0
