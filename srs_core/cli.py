@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the last F of the training sessions (file order, which is chronological) form the "
                     "validation split, on which `srs train` chooses its epoch (default 0.1; 0: none, the "
                     "published split)")
+    pi.add_argument("--fraction", type=float, default=None, metavar="F",
+                    help="keep only the most recent F of the training and of the test sessions, for a quick check "
+                    "(default: all)")
     pi.add_argument("--quiet", action="store_true", help="no progress bars")
 
     pc = sub.add_parser("convert-session-rec", help="write a session-rec SessionId/ItemId/Time TSV as raw yoochoose-clicks.dat",
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import-split":
             from srs_core.data.published import import_split
 
-            out = import_split(args.input, args.output, valid_fraction=args.valid_fraction, quiet=args.quiet)
+            out = import_split(args.input, args.output, valid_fraction=args.valid_fraction, fraction=args.fraction,
+                               quiet=args.quiet)
             print(json.dumps(json.loads((Path(out) / "stats.json").read_text()), indent=2))
         elif args.command == "convert-session-rec":
             from srs_core.data.readers import read_tsv

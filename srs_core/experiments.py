@@ -18,7 +18,7 @@ from srs_core.data.dataset import ProcessedDataset
 from srs_core.data.integrity import DatasetError
 from srs_core.diagnosis import is_extension, is_recent, variant
 from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
-from srs_core.training import TrainConfig, dataset_fingerprint, run_in_store, run_key
+from srs_core.training import TrainConfig, best_epoch, dataset_fingerprint, run_in_store, run_key
 
 #: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
 TABLE3_PUBLISHED = {
@@ -27,6 +27,8 @@ TABLE3_PUBLISHED = {
     "diginetica": {"n_items": 104_419, "n_train_sessions": 186_670, "n_train_samples": 819_081, "avg_train_session_length": 4.66},
     "meli2020": {"n_items": 1_279_791, "n_train_sessions": 247_834, "n_train_samples": 4_675_443, "avg_train_session_length": 21.74},
 }
+#: The format name of a published train/test split directory (srs import-split).
+PUBLISHED_SPLIT = "published-split"
 #: Which raw-file reader and preprocessing options belong to each dataset name.
 REAL_FORMATS = {
     "yoochoose-1/4": ("yoochoose", {"fraction": "1/4", "test_days": 1}),
@@ -36,9 +38,19 @@ REAL_FORMATS = {
     # session-rec's public 100k-click Yoochoose sample (README: how to make the
     # file); its last day is the validation day. No synthetic twin exists.
     "yoochoose-100k": ("yoochoose", {"test_days": 1}),
+    # the standard Diginetica split of the SR-GNN authors' script, on which
+    # Table 1's numbers were published: a directory of pickles, imported as
+    # published (srs import-split), the last tenth of its training sessions
+    # kept for validation
+    "diginetica-srgnn": (PUBLISHED_SPLIT, {"valid_fraction": 0.1}),
 }
 #: Datasets that exist only as real files, skipped with a note where the file is absent.
-REAL_ONLY = ("yoochoose-100k",)
+REAL_ONLY = ("yoochoose-100k", "diginetica-srgnn")
+#: Where a user gets each real-only dataset (the book's appendix says more).
+REAL_SOURCES = {
+    "yoochoose-100k": "README, 'Real data: yoochoose-100k', says how to make the file",
+    "diginetica-srgnn": "README, 'The standard Diginetica split', says where to get the two files",
+}
 LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
           "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
           "sampled_softmax": "sampled softmax (logQ)", "gbce": "gBCE", "cce": "exact CE in chunks",
@@ -70,16 +82,22 @@ def check_names(kind: str, given: Iterable[str], allowed: Iterable[str]) -> list
 def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int = 0, raw_path: str | None = None,
                     quiet: bool = True) -> ProcessedDataset:
     """Make (synthetic) or preprocess (real ``raw_path``) dataset ``name``,
-    unless ``work_dir`` already holds it with the same recipe."""
+    unless ``work_dir`` already holds it with the same recipe. For a
+    published split (a directory, :data:`PUBLISHED_SPLIT`) a ``scale`` below 1
+    keeps that most recent share of its sessions (a quick check); real raw
+    files ignore ``scale``."""
     from srs_core.data.preprocess import preprocess_file
+    from srs_core.data.published import import_split
     from srs_core.data.synthetic import PRESETS, synthesize
 
     check_names("dataset", [name], [*PRESETS, *REAL_ONLY])
     if name in REAL_ONLY and not raw_path:
         raise ValueError(f"dataset {name!r} has no synthetic preset: give its raw file in raw_paths")
+    split = raw_path is not None and REAL_FORMATS[name][0] == PUBLISHED_SPLIT
     out = dataset_dir(work_dir, name)
     recipe = {"name": name, "raw_path": str(raw_path) if raw_path else None,
-              "scale": None if raw_path else scale, "seed": None if raw_path else seed}
+              "scale": (scale if split and scale < 1 else None) if raw_path else scale,
+              "seed": None if raw_path else seed}
     recipe_file = out / "recipe.json"
     if recipe_file.is_file() and json.loads(recipe_file.read_text()) == recipe:
         try:
@@ -91,11 +109,14 @@ def prepare_dataset(work_dir: str | Path, name: str, *, scale: float, seed: int 
 
         shutil.rmtree(out)
     if raw_path:
-        if not Path(raw_path).is_file():
+        if not Path(raw_path).exists():
             raise FileNotFoundError(f"raw file for {name!r} not found: {raw_path}. Download it (see the appendix "
                                     "'Running on the real datasets') or leave raw_paths empty for synthetic data.")
         fmt, opts = REAL_FORMATS[name]
-        preprocess_file(fmt, raw_path, out, quiet=quiet, **opts)
+        if split:
+            import_split(raw_path, out, fraction=recipe["scale"], quiet=quiet, **opts)
+        else:
+            preprocess_file(fmt, raw_path, out, quiet=quiet, **opts)
     else:
         synthesize(name, scale, seed, out, quiet=quiet)
     (out / "recipe.json").write_text(json.dumps(recipe))
@@ -118,10 +139,11 @@ def plan_datasets(datasets: list[str], raw_paths: dict) -> tuple[list[str], dict
     raw = locate_raw(raw_paths)
     keep, notes = [], []
     for name in datasets:
-        if name in REAL_ONLY and not (name in raw and Path(raw[name]).is_file()):
-            where = raw.get(name, "no path in raw_paths")
-            notes.append(f"{name}: real file not found ({where}); its real-data sections are skipped "
-                         "(README: 'Real data: yoochoose-100k' says how to make the file).")
+        if name in REAL_ONLY and not (name in raw and Path(raw[name]).exists()):
+            given = raw_paths.get(name)
+            where = f"not at {given}" if given else "no path in raw_paths"
+            notes.append(f"{name}: real data not found ({where}); its real-data sections are skipped "
+                         f"({REAL_SOURCES[name]}).")
             continue
         keep.append(name)
     return keep, {n: raw[n] for n in keep if n in raw}, notes
@@ -286,11 +308,12 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
         a, b = ranks_by_seed(g), ranks_by_seed(ref)
         ok = len(a) and len(b) and all(r is not None for r in a + b)
         if ok and keys["dataset"] not in offsets_of:
-            offsets_of[keys["dataset"]] = ProcessedDataset.load(dataset_dir(work_dir, keys["dataset"])).test.offsets
-        offsets = offsets_of.get(keys["dataset"]) if ok else None
+            test = ProcessedDataset.load(dataset_dir(work_dir, keys["dataset"])).test
+            offsets_of[keys["dataset"]] = (test.offsets, test.first)
+        offsets, first = offsets_of.get(keys["dataset"], (None, None)) if ok else (None, None)
         row = {**keys, "seeds": len(a)}
         for m in metrics:
-            iv = paired_ratio(a, b, offsets, metric=m) if ok else NOT_MEASURED
+            iv = paired_ratio(a, b, offsets, metric=m, first=first) if ok else NOT_MEASURED
             row.update({f"{m}_ratio": iv.ratio, f"{m}_lo": iv.lo, f"{m}_hi": iv.hi, f"{m}_verdict": iv.verdict})
         rows.append(row)
     columns = group + ["variant", "seeds"] + [f"{m}_{part}" for m in metrics for part in ("ratio", "lo", "hi", "verdict")]
@@ -329,10 +352,12 @@ def interval_text(ratio: float, lo: float, hi: float) -> str:
 
 def summarise(records: list[dict]) -> pd.DataFrame:
     """One tidy row per run: what was trained, its best epoch, its speed."""
+
     rows = []
     for r in records:
         c = r["config"]
         epochs = r.get("epochs") or []
+        test_best = best_epoch(epochs, "test") or {}  # the published protocol: the best test epoch
         rows.append({
             "dataset": Path(c["data"]).name,
             "model": c["model"],
@@ -362,6 +387,8 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "valid_mrr_at_20": r["best"].get("valid_mrr_at_20", float("nan")),
             "p_at_20": r["best"]["p_at_20"],
             "mrr_at_20": r["best"]["mrr_at_20"],
+            "test_best_p_at_20": test_best.get("p_at_20", float("nan")),
+            "test_best_mrr_at_20": test_best.get("mrr_at_20", float("nan")),
             "epoch_seconds": sum(e["train_seconds"] for e in epochs) / len(epochs) if epochs else float("nan"),
             "config_hash": r["config_hash"],
         })

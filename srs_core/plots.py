@@ -143,3 +143,57 @@ def unavailable(text: str) -> plt.Figure:
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11)
     return fig
+
+
+def table1(rows: pd.DataFrame) -> plt.Figure:
+    """Table 1 as bars: per model, the published MRR@20 (grey) beside ours
+    chosen on validation for each loss trained (``rows``:
+    :func:`srs_core.table1.per_model`, fractions); the black line spans the
+    seeds' range. Sized for the book's text width."""
+    models = [m for m in ("gru4rec", "narm", "stamp", "srgnn") if m in set(rows.model)]
+    variants = list(dict.fromkeys(rows.sort_values("loss", key=lambda s: s != "ce").variant))
+    colours = dict(zip(variants, sns.color_palette("colorblind", len(variants))))
+    fig, ax = plt.subplots(figsize=(6.8, 3.6))
+    width = 0.8 / (len(variants) + 1)
+    for i, model in enumerate(models):
+        pub = rows[rows.model == model].mrr_pub.iloc[0] * 100
+        ax.bar(i - 0.4 + width / 2, pub, width, color="0.7", label="published (Table 1)")
+        for j, v in enumerate(variants):
+            r = rows[(rows.model == model) & (rows.variant == v)]
+            if not len(r):
+                continue
+            x, y, half = i - 0.4 + width * (j + 1.5), r.mrr.iloc[0] * 100, r.mrr_range.iloc[0] * 50
+            ax.bar(x, y, width, color=colours[v], label=f"ours: {LABELS.get(v, v)}")
+            if half > 0:
+                ax.vlines(x, y - half, y + half, colors="black", linewidth=1.2)
+    ax.set_xticks(range(len(models)), [LABELS.get(m, m) for m in models])
+    ax.set(ylabel="MRR@20 (%)", xlabel="")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), fontsize=9, frameon=False)
+    return fig
+
+
+def ratios(table: pd.DataFrame) -> plt.Figure:
+    """Each variant's test MRR@20 over its reference's, with the paired 95%
+    interval, one panel per model (``table``: rows of
+    :func:`srs_core.experiments.compare_runs`); the dashed line is the
+    reference and the shaded band is where a ratio *matches* (0.97-1.03).
+    Sized for the book's text width."""
+    from srs_core.stats import MATCH_BAND
+
+    models = list(dict.fromkeys(table.model))
+    variants = sorted(set(table.variant))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.8, 0.5 * len(variants) + 1.6), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        d = table[table.model == model].set_index("variant").reindex(variants)
+        y = range(len(variants))
+        err = [(d.mrr_ratio - d.mrr_lo).clip(lower=0), (d.mrr_hi - d.mrr_ratio).clip(lower=0)]
+        ax.axvspan(1 - MATCH_BAND, 1 + MATCH_BAND, color="0.9")
+        ax.axvline(1.0, color="black", linestyle="--", linewidth=0.8)
+        ax.errorbar(d.mrr_ratio, y, xerr=err, fmt="o", capsize=3, color="tab:blue")
+        ax.set_yticks(list(y), variants)
+        ax.set(title=LABELS.get(model, model), xlabel="MRR@20 / cross-entropy's")
+    fig.tight_layout()
+    return fig

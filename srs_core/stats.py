@@ -34,10 +34,12 @@ VERDICTS = ("beats", "trails", "matches", "inconclusive")
 THRESHOLDS = (1.0 - MATCH_BAND, 1.0, 1.0 + MATCH_BAND)
 
 
-def session_of_sample(offsets: np.ndarray) -> np.ndarray:
+def session_of_sample(offsets: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
     """The session index of every augmented sample of a split, in sample
-    order (a session of ``n`` events has ``n - 1`` samples)."""
-    n_per = np.diff(np.asarray(offsets, dtype=np.int64)) - 1
+    order (a session of ``n`` events has ``n - first`` samples; ``first``, the
+    shortest prefix that is a sample, is 1 unless a split says otherwise,
+    :class:`srs_core.data.dataset.Split`)."""
+    n_per = np.diff(np.asarray(offsets, dtype=np.int64)) - (1 if first is None else np.asarray(first, np.int64))
     return np.repeat(np.arange(len(n_per), dtype=np.int64), n_per)
 
 
@@ -84,14 +86,15 @@ NOT_MEASURED = Interval(float("nan"), float("nan"), float("nan"), 0, 0)
 
 def paired_ratio(variant: list[np.ndarray], reference: list[np.ndarray], offsets: np.ndarray, *,
                  metric: str = "mrr", k: int = 20, n_boot: int = N_BOOT, level: float = LEVEL,
-                 seed: int = 0) -> Interval:
+                 seed: int = 0, first: np.ndarray | None = None) -> Interval:
     """The ratio of ``variant``'s metric to ``reference``'s on one test split,
     with a paired bootstrap interval over its sessions (see the module text).
 
     ``variant`` and ``reference`` hold one rank array per seed; seeds are
     matched by position, so both lists must be equally long. A reference of
     one run (a deterministic baseline) is paired with every seed of the
-    variant. ``offsets`` are the test split's session offsets.
+    variant. ``offsets`` are the test split's session offsets (and ``first``
+    its first samples, where the split has them).
     """
     if not variant or not reference:
         return NOT_MEASURED
@@ -99,7 +102,7 @@ def paired_ratio(variant: list[np.ndarray], reference: list[np.ndarray], offsets
         reference = reference * len(variant)
     if len(variant) != len(reference):
         raise ValueError(f"{len(variant)} variant seeds against {len(reference)} reference seeds: seeds must match")
-    sessions = session_of_sample(offsets)
+    sessions = session_of_sample(offsets, first)
     n = len(offsets) - 1
     a = np.mean([per_session(r, sessions, n, metric, k) for r in variant], axis=0)
     b = np.mean([per_session(r, sessions, n, metric, k) for r in reference], axis=0)

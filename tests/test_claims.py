@@ -25,6 +25,8 @@ def _split(n_sessions=400, per=3):
 def test_session_of_sample_and_per_session_sums():
     offsets = np.array([0, 3, 5, 9])  # 2, 1 and 3 samples
     assert session_of_sample(offsets).tolist() == [0, 0, 1, 2, 2, 2]
+    # a published split's lone row is a session with one sample (first = its prefix length)
+    assert session_of_sample(np.array([0, 3, 5, 9]), np.array([2, 1, 3])).tolist() == [0, 1, 2]
     ranks = np.array([1, 2, 30, 4, 1, 21])
     np.testing.assert_allclose(per_session(ranks, session_of_sample(offsets), 3, "mrr"), [1.5, 0.0, 1.25])
     np.testing.assert_allclose(per_session(ranks, session_of_sample(offsets), 3, "p"), [2, 0, 2])

@@ -293,7 +293,7 @@ def test_notebooks_build_without_the_real_file(tmp_path):
     nb = run("00-data", tmp_path, work_dir=str(work), datasets=["diginetica", "yoochoose-100k"],
              scale={"diginetica": 0.005}, raw_paths={"yoochoose-100k": str(tmp_path / "absent.dat")})
     printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
-    assert "yoochoose-100k: real file not found" in printed
+    assert "yoochoose-100k: real data not found" in printed
     assert checked_output(nb).strip().startswith("diginetica:")
     nb = run("06-diagnosis", tmp_path, work_dir=str(work))
     assert checked_output(nb).strip() == "yoochoose-100k: not available"

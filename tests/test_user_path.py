@@ -1,4 +1,4 @@
-"""The path every user takes: the whole `ci` book with the real file absent.
+"""The path every user takes: the whole `ci` book with the real files absent.
 
 Our machines and CI have ``../shared/data``; a user's has not. This test hides
 the real yoochoose-100k file behind a ``raw_paths`` override that points to a
@@ -38,12 +38,13 @@ def page_text(path: Path) -> str:
 def book(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("user")
     missing = tmp / "no-shared" / "yoochoose-clicks.dat"
+    missing_split = tmp / "no-shared" / "diginetica-srgnn"
     if (NBVAL_WORK / "results").is_dir() and not os.environ.get("SRS_USER_PATH_FRESH"):
         from srs_core.publish.book import copy_synthetic_runs
 
         print(f"reusing {copy_synthetic_runs(NBVAL_WORK, tmp / 'work')} synthetic-data runs of {NBVAL_WORK}")
     cmd = [sys.executable, "-m", "srs_core.publish.book", "--profile", "ci", "--src", str(tmp / "src"),
-           "--set", f"work_dir={tmp / 'work'}", "--set", f"raw_paths={{yoochoose-100k: {missing}}}"]
+           "--set", f"work_dir={tmp / 'work'}", "--set", f"raw_paths={{yoochoose-100k: {missing}, diginetica-srgnn: {missing_split}}}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, f"the ci book failed without the real file:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return tmp / "src" / "_build" / "html", done.stdout
@@ -56,12 +57,15 @@ def test_the_ci_book_builds_without_the_real_file(book):
 
 
 @pytest.mark.parametrize("page, line", [
-    ("notebooks/00-data.html", "yoochoose-100k: real file not found"),
+    ("notebooks/00-data.html", "yoochoose-100k: real data not found"),
     ("notebooks/01-experiment-1.html", "yoochoose-100k: not prepared (its real file is absent here)"),
     ("notebooks/02-experiment-2.html", "yoochoose-100k: not prepared (its real file is absent here)"),
     ("notebooks/03-experiment-3.html", "yoochoose-100k: not prepared (its real file is absent here)"),
     ("notebooks/06-diagnosis.html", "yoochoose-100k: not available here"),
     ("notebooks/07-beyond.html", "yoochoose-100k: not available here"),
+    ("notebooks/00-data.html", "diginetica-srgnn: real data not found"),
+    ("notebooks/models-table1.html", "diginetica-srgnn: not available here (its files are absent)"),
+    ("notebooks/08-real-diginetica.html", "diginetica-srgnn: not available here (its files are absent)"),
     ("notebooks/05-figures.html", "The real file of yoochoose-100k was absent where this copy of the book was built"),
     ("book/06-conclusions.html", "The real file of yoochoose-100k was absent where this copy of the book was built"),
 ])

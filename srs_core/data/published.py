@@ -22,6 +22,8 @@ script, shared as two Python pickles:
   sample is that row (``{split}_first.npy``);
 * item ids stay as published; the catalogue runs from 1 to the largest id,
   and ids that no session uses are allowed;
+* ``fraction`` (for quick checks) keeps only the most recent share of the
+  training sessions and of the test sessions;
 * ``valid_fraction`` F > 0 moves the last F of the training sessions (file
   order, which the script made chronological) into a validation split, and
   removes from them the items unseen in the rest of the training part, as
@@ -196,14 +198,21 @@ def _split_validation(sessions: list[np.ndarray], fraction: float) -> tuple[list
                           "valid_events_removed": int(sum(len(s) for s in held) - sum(len(s) for s in kept))}
 
 
-def import_command(input_dir: Path, valid_fraction: float) -> str:
+def import_command(input_dir: Path, valid_fraction: float, fraction: float | None = None) -> str:
     """The ``srs import-split`` command, less ``--output``, that makes the dataset again."""
     return shlex.join(["srs", "import-split", "--input", str(Path(input_dir).resolve()),
-                       "--valid-fraction", f"{valid_fraction:g}"])
+                       "--valid-fraction", f"{valid_fraction:g}"] + ([] if fraction is None else
+                                                                     ["--fraction", f"{fraction:g}"]))
+
+
+def _latest(sessions: list, first: np.ndarray | None, fraction: float) -> tuple[list, np.ndarray | None]:
+    """The most recent ``fraction`` of ``sessions`` (at least one)."""
+    n = max(1, int(len(sessions) * fraction))
+    return sessions[len(sessions) - n:], None if first is None else first[len(sessions) - n:]
 
 
 def import_split(input_dir: str | Path, output_dir: str | Path, *, valid_fraction: float = 0.1,
-                 quiet: bool = True) -> Path:
+                 fraction: float | None = None, quiet: bool = True) -> Path:
     """Import the published split in ``input_dir`` as a processed dataset at
     ``output_dir`` (written atomically; see the module docstring)."""
     input_dir = Path(input_dir)
@@ -211,6 +220,9 @@ def import_split(input_dir: str | Path, output_dir: str | Path, *, valid_fractio
             or not 0 <= valid_fraction < 1:
         raise SplitImportError(f"--valid-fraction must be in [0, 1) (got {valid_fraction!r}); 0 keeps the "
                                "published split, 0.1 (the default) validates on the last tenth of the training sessions")
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                                 or not 0 < fraction <= 1):
+        raise SplitImportError(f"--fraction must be in (0, 1] (got {fraction!r}); leave it out to keep every session")
     if not input_dir.is_dir():
         raise SplitImportError(f"{input_dir}: not a directory; give the directory that holds {TEST_PAIRS} and "
                                f"{TRAIN_SESSIONS} (or {TRAIN_PAIRS})")
@@ -231,10 +243,17 @@ def import_split(input_dir: str | Path, output_dir: str | Path, *, valid_fractio
         raise SplitImportError(f"{train_path}: holds no training sessions; {FIX}")
     test, test_first = sessions_from_pairs(*read_pairs(test_path))
 
-    trace = {"train_sessions_published": len(train), "test_rows_published": int(sum(len(s) - f for s, f in
-                                                                                  zip(test, test_first))),
+    # the catalogue runs to the largest published id, also when only a slice is kept
+    n_items = int(max(max(int(x.max()) for x in train), max(int(x.max()) for x in test)))
+    trace = {"items_published": n_items, "train_sessions_published": len(train),
+             "train_samples_published": int(sum(len(x) for x in train) - (len(train) if train_first is None
+                                                                           else int(train_first.sum()))),
+             "test_rows_published": int(sum(len(x) - f for x, f in zip(test, test_first))),
              "test_sessions_rebuilt": len(test), "test_rows_alone": int(sum(f > 1 for f in test_first))}
-    n_items = int(max(max(int(s.max()) for s in train), max(int(s.max()) for s in test)))
+    if fraction is not None and fraction < 1:
+        train, train_first = _latest(train, train_first, fraction)
+        test, test_first = _latest(test, test_first, fraction)
+        trace.update(fraction_kept=fraction, train_sessions_kept=len(train), test_sessions_kept=len(test))
     valid = None
     if valid_fraction > 0:
         if train_first is not None and (train_first != 1).any():
@@ -248,10 +267,10 @@ def import_split(input_dir: str | Path, output_dir: str | Path, *, valid_fractio
     if valid is not None:
         splits["valid"] = _pack(valid, None, len(train))
     stats = _stats(n_items, splits)
-    params = {"valid_fraction": float(valid_fraction)}
+    params = {"valid_fraction": float(valid_fraction), **({} if fraction is None else {"fraction": float(fraction)})}
     meta = {"dataset": "published-split", "format_version": 1, "srs_core_version": __version__,
             "source": {p.name: file_fingerprint(p) for p in (train_path, test_path)},
-            "command": import_command(input_dir, valid_fraction), "params": params,
+            "command": import_command(input_dir, valid_fraction, fraction), "params": params,
             "item_id_order": "as published (item i is the published id i)", "times": "position in the files",
             "trace": trace}
     return save_dataset(output_dir, splits, range(1, n_items + 1), stats, meta)

@@ -31,15 +31,18 @@ from srs_core.publish.assets import vendor_mathjax
 ROOT = Path(__file__).resolve().parents[2]
 # The notebooks in the order they run: each reads what the ones before it
 # stored (the figures read the diagnosis's choices, so 06 runs before 05;
-# 07 sets the losses published since the dissertation beside 06's runs).
+# 07 sets the losses published since the dissertation beside 06's runs; 08
+# reuses the Table 1 runs of the standard Diginetica split).
 NOTEBOOKS = [
     "basics-loss-cost",
     "00-data",
+    "models-table1",
     "01-experiment-1",
     "02-experiment-2",
     "03-experiment-3",
     "06-diagnosis",
     "07-beyond",
+    "08-real-diginetica",
     "04-scaling",
     "05-figures",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from srs_core.data.dataset import Split, iter_batches, n_batches
+from srs_core.data.dataset import Split, make_batch, n_batches
 from srs_core.data.device import DeviceSplit
 from srs_core.metrics import RankAccumulator, count_at_least
 from srs_core.scoring import all_items, item_vectors, prepare_session
@@ -49,6 +49,18 @@ def target_ranks(model, items, lengths, targets, *, l2: bool, item_chunk: int,
     return above + 1
 
 
+def _by_length(split: Split, batch_size: int, max_len: int | None):
+    """The split's samples sorted by padded prefix length (stable), and their
+    batches in that order: a recurrent or graph encoder then pads each batch to
+    about its own width instead of the longest prefix of 256 neighbours in
+    sample order. Each sample's rank does not depend on its batch."""
+    sess, pos = split.sample_index()
+    order = np.argsort(pos if max_len is None else np.minimum(pos, max_len), kind="stable")
+    batches = (make_batch(split, sess[order[lo:lo + batch_size]], pos[order[lo:lo + batch_size]], max_len=max_len)
+               for lo in range(0, len(order), batch_size))
+    return order, batches
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -86,8 +98,10 @@ def evaluate(
     if on_device is None and (device.type == "cuda" or dist.active):
         width = max_len if max_len is not None else max(int(split.lengths.max()) - 1, 1)
         on_device = DeviceSplit(split, device, width)
-    if on_device is None:
-        batches = (b.to(device) for b in iter_batches(split, batch_size, max_len=max_len))
+    order = None
+    if on_device is None:  # numpy batches of similar prefix length: each pads to about its own width
+        order, batches = _by_length(split, batch_size, max_len)
+        batches = (b.to(device) for b in batches)
         batches, total = ((b.items, b.lengths, b.targets) for b in batches), n_batches(split, batch_size)
     else:
         lo, hi = distributed.shard_rows(on_device.n_samples, dist)
@@ -108,6 +122,10 @@ def evaluate(
         ranks = torch.cat(ranks).cpu()  # on a device: the one host read
         acc.add(ranks)
         kept = [ranks.to(torch.int32)]
+    elif kept and order is not None:  # back to the split's sample order
+        sorted_ranks = torch.cat(kept)
+        kept = [torch.empty_like(sorted_ranks)]
+        kept[0][torch.from_numpy(order)] = sorted_ranks
     if dist.active:
         n, acc.hits, acc.rr = distributed.all_sum([acc.n, acc.hits, acc.rr], on_device.device)
         acc.n = int(n)
