@@ -83,7 +83,8 @@ def variant(config: dict) -> str:
     """A short name for a run: its loss, then what differs from the
     dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``;
     for the losses published since: ``"sampled_softmax, S=10, popularity, logQ mixed"``,
-    ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``)."""
+    ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``); a batching other than the
+    dissertation's is named last (``"ce, buckets batching"``)."""
     loss = config.get("loss", "-")
     parts = []
     if loss == "ce":
@@ -112,6 +113,8 @@ def variant(config: dict) -> str:
         parts.append(f"{config['cce_kernel']} kernel")
     if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
         parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
+    if config.get("batching", "samples") != "samples":
+        parts.append(f"{config['batching']} batching")
     return loss if not parts else f"{loss}, {', '.join(parts)}"
 
 

@@ -82,7 +82,7 @@ def table1(runs: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.Data
     order = {m: i for i, m in enumerate(MODELS)}
     out = []
     for (model, variant), g in sorted(runs.groupby(["model", "variant"], sort=False),
-                                      key=lambda kv: (order.get(kv[0][0], 99), kv[0][1] != "ce", kv[0][1])):
+                                      key=lambda kv: (order.get(kv[0][0], 99), kv[1].loss.iloc[0] != "ce", kv[0][1])):
         p_pub, mrr_pub = published(model)
         out.append({"model": NAMES.get(model, model), "loss": variant, "seeds": len(g),
                     ("published", "P@20"): _fmt(p_pub * 100), ("published", "MRR@20"): _fmt(mrr_pub * 100),
@@ -137,7 +137,7 @@ def published_gap(rows: pd.DataFrame, where: str, protocol: str = "validation") 
     mrr_words = [w[0] for w in words.values()]
     verdict = ("at or above" if "below" not in mrr_words else "below" if set(mrr_words) == {"below"} else "mixed")
     seeds = int(r.seeds.min())
-    text = (f"On {where}, with the {r.variant.iloc[0]} loss and the epoch chosen "
+    text = (f"On {where}, with {r.variant.iloc[0]} and the epoch chosen "
             + ("on validation" if protocol == "validation" else "by test MRR@20 (the published protocol)")
             + f", against Table 1: MRR@20 {listing(0, 'mrr', 'mrr_pub')}; P@20 {listing(1, 'p', 'p_pub')} "
             + f"({'1 seed' if seeds == 1 else f'{seeds} seeds'}; a gap counts when it exceeds the seeds' range and "

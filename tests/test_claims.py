@@ -142,7 +142,8 @@ def test_the_readme_block_is_glued_from_the_figures_notebook(tmp_path):
     from srs_core.publish import readme
 
     nb = readme.Path(__file__).resolve().parents[1] / "notebooks" / "05-figures.ipynb"
-    values = {**readme.glued(nb), **readme.glued(nb.with_name("07-beyond.ipynb"))}
+    values = {k: v for name in ("05-figures", "07-beyond", "models-table1", "08-real-diginetica")
+              for k, v in readme.glued(nb.with_name(f"{name}.ipynb")).items()}
     block = readme.render(values, "test build")
     for key, _ in readme.ORDER:
         assert values[f"claim-{key}-sentence"] in block
@@ -153,7 +154,7 @@ def test_the_readme_block_is_glued_from_the_figures_notebook(tmp_path):
     committed = (nb.parents[1] / "README.md").read_text()
     shown = committed.split(readme.START)[1].split(readme.END)[0]
     assert committed.count(readme.START) == 1 and all(f"**{heading}: " in shown for _, heading in readme.ORDER)
-    with pytest.raises(ValueError, match="glues no sentence for claim"):
+    with pytest.raises(ValueError, match="glue no sentence for claim"):
         readme.render({}, "nothing")
 
 

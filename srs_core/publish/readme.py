@@ -2,12 +2,15 @@
 
 The README states no result in its own words: the block between
 ``<!-- claims:start -->`` and ``<!-- claims:end -->`` is written by this
-module from the claim sentences that ``notebooks/05-figures.ipynb`` and
-``notebooks/07-beyond.ipynb`` glue (:mod:`srs_core.claims` computes them from
-the runs), with the build they came from. After building a book, a maintainer runs::
+module from the claim sentences that ``notebooks/05-figures.ipynb``,
+``notebooks/07-beyond.ipynb``, ``notebooks/models-table1.ipynb`` and
+``notebooks/08-real-diginetica.ipynb`` glue (:mod:`srs_core.claims`,
+:mod:`srs_core.table1` and :mod:`srs_core.real_split` compute them from the
+runs), with the build they came from. After building a book, a maintainer runs::
 
-    .venv/bin/python -m srs_core.publish.readme _build/default/src/notebooks/05-figures.ipynb \\
-        _build/default/src/notebooks/07-beyond.ipynb \\
+    N=_build/default/src/notebooks
+    .venv/bin/python -m srs_core.publish.readme $N/05-figures.ipynb $N/07-beyond.ipynb \\
+        $N/models-table1.ipynb $N/08-real-diginetica.ipynb \\
         --built "profile default, commit abc1234, 2026-12-03, AMD EPYC 2 cores"
 """
 from __future__ import annotations
@@ -31,6 +34,15 @@ ORDER = (
     ("vsknn", "The neural models against V-SKNN, real data"),
     ("gbce", "gBCE at its authors' setting and with our offset, real data"),
     ("frontier", "Beyond the dissertation, the loss to pick, real data"),
+    ("table1-gap", "Real Diginetica, Table 1: the recommended loss against the published numbers"),
+    ("table1-gap-test", "Real Diginetica, Table 1 at the best test epoch (the published protocol)"),
+    ("table1-gap-ce", "Real Diginetica, Table 1: cross-entropy against the published numbers"),
+    ("real-I", "Real Diginetica, I. Cross-entropy's cost per sample against yoochoose-100k's"),
+    ("table1-speed", "Real Diginetica, II. Speed"),
+    ("real-II-rec", "Real Diginetica, II. Accuracy of the recommended loss"),
+    ("real-II-diss", "Real Diginetica, II. Accuracy, dissertation's setting"),
+    ("real-III", "Real Diginetica, III. L2 alone"),
+    ("table1-vsknn", "Real Diginetica, the neural models against V-SKNN"),
 )
 PREFIX = "application/papermill.record/text/plain"
 
@@ -57,8 +69,9 @@ def render(values: dict[str, str], built: str) -> str:
     """The README block: one line per claim, its verdict and its sentence."""
     missing = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
     if missing:
-        raise ValueError(f"the notebook glues no sentence for claim(s) {', '.join(missing)}: pass an executed "
-                         "notebooks/05-figures.ipynb and notebooks/07-beyond.ipynb (from _build/<profile>/src/notebooks/)")
+        raise ValueError(f"the notebooks glue no sentence for claim(s) {', '.join(missing)}: pass the executed "
+                         "notebooks 05-figures, 07-beyond, models-table1 and 08-real-diginetica (from "
+                         "_build/<profile>/src/notebooks/)")
     lines = [START, f"*Computed by `srs_core.claims` from the runs of one book build ({built}); "
              "regenerate with `python -m srs_core.publish.readme`.*", ""]
     for key, heading in ORDER:
@@ -78,8 +91,8 @@ def update(readme: str | Path, block: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="rewrite the README's results block from the executed 05-figures and "
-                                 "07-beyond notebooks")
+    ap = argparse.ArgumentParser(description="rewrite the README's results block from the executed 05-figures, "
+                                 "07-beyond, models-table1 and 08-real-diginetica notebooks")
     ap.add_argument("notebooks", type=Path, nargs="+")
     ap.add_argument("--built", required=True, help="which build: profile, commit, date, machine")
     ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[2] / "README.md")
