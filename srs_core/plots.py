@@ -163,7 +163,7 @@ def table1(rows: pd.DataFrame) -> plt.Figure:
             if not len(r):
                 continue
             x, y, half = i - 0.4 + width * (j + 1.5), r.mrr.iloc[0] * 100, r.mrr_range.iloc[0] * 50
-            ax.bar(x, y, width, color=colours[v], label=f"ours: {LABELS.get(v, v)}")
+            ax.bar(x, y, width, color=colours[v], label=f"ours: {LABELS.get(r.loss.iloc[0], v)}")
             if half > 0:
                 ax.vlines(x, y - half, y + half, colors="black", linewidth=1.2)
     ax.set_xticks(range(len(models)), [LABELS.get(m, m) for m in models])

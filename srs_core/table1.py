@@ -23,15 +23,15 @@ import pandas as pd
 
 from srs_core.claims import Claim, _fmt
 
-#: Table 1 of the dissertation (from Wu et al. 2019), in percent: model -> dataset -> (P@20, MRR@20).
+#: The dissertation's Table 1, quoted from Wu et al. (2019) in percent, as model, then dataset, then (P@20, MRR@20).
 TABLE1_PUBLISHED = {
     "gru4rec": {"yoochoose-1/64": (60.64, 22.89), "yoochoose-1/4": (59.53, 22.60), "diginetica": (29.45, 8.33)},
     "narm": {"yoochoose-1/64": (68.32, 28.63), "yoochoose-1/4": (69.73, 29.23), "diginetica": (49.70, 16.17)},
     "stamp": {"yoochoose-1/64": (68.74, 29.67), "yoochoose-1/4": (70.44, 30.00), "diginetica": (45.64, 14.32)},
     "srgnn": {"yoochoose-1/64": (70.57, 30.94), "yoochoose-1/4": (71.36, 31.89), "diginetica": (50.73, 17.59)},
 }
-#: The split's published statistics (SR-GNN's preprocessing; the data folder's README):
-#: items, training sessions, training samples (every prefix), test samples.
+#: The split's published statistics (SR-GNN's preprocessing, and the data folder's README)
+#: for its items, training sessions, training samples (every prefix) and test samples.
 SPLIT_PUBLISHED = {"n_items": 43_097, "n_train_sessions": 186_670, "n_train_samples": 719_470,
                    "n_test_samples": 60_858}
 #: Below this absolute difference (in MRR@20 or P@20, as a fraction) a number
@@ -77,21 +77,22 @@ def table1(runs: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.Data
     """Table 1 for the page: per model and loss, the published P@20 and MRR@20
     and ours (mean ± sd over seeds, in percent) chosen on validation and at the
     best test epoch, with seconds per training epoch; the session baselines
-    (tuned on validation) below. ``runs``: rows of
+    (tuned on validation) below. A loss is named by its label; its full
+    setting is the page's. ``runs``: rows of
     :func:`srs_core.experiments.summarise`."""
+    from srs_core.experiments import LABELS
+
     order = {m: i for i, m in enumerate(MODELS)}
     out = []
     for (model, variant), g in sorted(runs.groupby(["model", "variant"], sort=False),
                                       key=lambda kv: (order.get(kv[0][0], 99), kv[1].loss.iloc[0] != "ce", kv[0][1])):
         p_pub, mrr_pub = published(model)
-        out.append({"model": NAMES.get(model, model), "loss": variant, "seeds": len(g),
+        out.append({"model": NAMES.get(model, model), "loss": LABELS.get(g.loss.iloc[0], variant), "seeds": len(g),
                     ("published", "P@20"): _fmt(p_pub * 100), ("published", "MRR@20"): _fmt(mrr_pub * 100),
                     ("ours, validation", "P@20"): _cell(g.p_at_20), ("ours, validation", "MRR@20"): _cell(g.mrr_at_20),
                     ("ours, best test epoch", "P@20"): _cell(g.test_best_p_at_20),
                     ("ours, best test epoch", "MRR@20"): _cell(g.test_best_mrr_at_20),
                     "s / epoch": _fmt(g.epoch_seconds.mean(), ".0f"), "epochs": _fmt(g.epochs_run.mean(), ".1f")})
-    from srs_core.experiments import LABELS
-
     for _, b in (baselines if baselines is not None else pd.DataFrame()).iterrows():
         out.append({"model": LABELS.get(b.model, b.model), "loss": "session baseline", "seeds": 1,
                     ("published", "P@20"): "–", ("published", "MRR@20"): "–",

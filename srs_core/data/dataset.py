@@ -123,15 +123,16 @@ def make_batch(
     )
 
 
-#: How an epoch's shuffled samples are grouped into batches. ``samples``:
-#: consecutive runs of one permutation (the dissertation's setting, the
-#: default). ``buckets`` (ours): the permutation is cut into pools of
-#: :data:`POOL_BATCHES` batches, each pool is sorted by prefix length (as
+#: How an epoch's shuffled samples are grouped into batches. ``samples``
+#: takes consecutive runs of one permutation (the dissertation's setting, the
+#: default). With ``buckets`` (ours) the permutation is cut into pools of
+#: ``POOL_BATCHES`` batches, each pool is sorted by prefix length (as
 #: padded, at most ``max_len``) and cut into batches, and the batches are
 #: shuffled; a batch then pads to about its own length instead of the longest
 #: of 128 random prefixes (21 of at most 25 on Diginetica, whose prefixes
 #: average 4), which the recurrent and graph encoders pay for.
 BATCHINGS = ("samples", "buckets")
+#: Batches per pool of the ``buckets`` batching (each pool sorted by prefix length).
 POOL_BATCHES = 64
 
 

@@ -27,9 +27,9 @@ SPLITS = ("train", "test")  # always present
 OPTIONAL_SPLITS = ("valid",)  # present when preprocessed with --valid-days > 0
 #: The arrays of every split, as (file suffix, dtype, memory-mapped on load).
 ARRAYS = (("items", np.int32, True), ("offsets", np.int64, False), ("times", np.float64, True))
-#: An array a split may hold: each session's shortest prefix that is a sample
-#: (imported published splits only; absent means 1 for every session, and an
-#: absent array changes neither the files nor the content hash).
+#: The optional array of a split, which gives each session's shortest prefix
+#: that is a sample (imported published splits only). Absent, it is 1 for every
+#: session, and then it changes neither the files nor the content hash.
 FIRST = ("first", np.int32, False)
 #: ``stats.json`` counts checked against the arrays.
 COUNT_KEYS = ("sessions", "samples")

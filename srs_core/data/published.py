@@ -2,14 +2,14 @@
 
 The results most session-based papers report (the dissertation's Table 1
 among them) come from splits made by the SR-GNN authors' preprocessing
-script, shared as two Python pickles:
+script, shared as Python pickles:
 
-``all_train_seq.txt``  a list of training sessions, each a list of item ids,
-                       in chronological order;
-``train.txt``          (SR-GNN's own copies, instead of the above) a pair
-                       ``(prefixes, labels)``: every prefix of every
-                       training session and the item after it;
-``test.txt``           the pair ``(prefixes, labels)`` of the test samples.
+* ``all_train_seq.txt``, a list of training sessions, each a list of item
+  ids, in chronological order;
+* ``train.txt`` (SR-GNN's own copies, instead of the above), a pair
+  ``(prefixes, labels)`` of every prefix of every training session and the
+  item after it;
+* ``test.txt``, the pair ``(prefixes, labels)`` of the test samples.
 
 :func:`import_split` turns such a directory into a processed dataset
 (:mod:`srs_core.data.dataset`) that keeps the split exactly:
