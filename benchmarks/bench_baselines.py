@@ -1,6 +1,6 @@
 """Benchmark: fit + evaluate every baseline (popularity, transition, sr, ar, sknn, vsknn).
 
-Targets (issue 11, 2-core CPU): on the shared yoochoose-100k dev sample, fit +
+Targets (2-core CPU): on the shared yoochoose-100k dev sample, fit +
 evaluate under 30 s; on Yoochoose-1/4 scale (synthetic preset at scale 1.0)
 under 10 minutes and 8 GB; and "well under a minute" for each baseline on the
 book's synthetic presets (``params/default.yaml`` scales, plus

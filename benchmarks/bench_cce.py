@@ -1,4 +1,4 @@
-"""Benchmark: full cross-entropy with and without the [B, N] logits (issue 18).
+"""Benchmark: full cross-entropy with and without the [B, N] logits.
 
 For ``ce`` (``F.cross_entropy`` on the logits) and ``cce`` (the same loss in
 item chunks, :class:`srs_core.losses.ChunkedCrossEntropy`), a fresh child
@@ -12,7 +12,7 @@ gradient autograd returns becomes ``.grad`` without a copy. It reports:
   optimizer needs whatever the loss, and which both losses end up holding;
 * ``loss_extra_mb = extra_peak_mb - grad_mb``: what the loss itself holds
   (logits, softmax and their gradient for ``ce``, and the table-sized
-  gradient of its slice; chunk buffers for ``cce``): the issue's "peak
+  gradient of its slice; chunk buffers for ``cce``): the "peak
   memory for the loss";
 * the median step time, and the loss value (equal for both; the gradients
   are checked equal to 1e-5 in ``tests/test_recent_losses.py``).

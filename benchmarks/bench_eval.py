@@ -31,7 +31,7 @@ OUT_DIR = Path(__file__).parent / "results"
 
 from srs_core.data.dataset import Split  # noqa: E402
 from srs_core.models import build_model  # noqa: E402
-from srs_core.train import evaluate  # noqa: E402
+from srs_core.training import evaluate  # noqa: E402
 
 
 def random_split(n_items: int, n_sessions: int, seed: int = 0) -> Split:

@@ -1,4 +1,4 @@
-"""Benchmark: opening a processed dataset, with and without its self-check (issue 19).
+"""Benchmark: opening a processed dataset, with and without its self-check.
 
 :meth:`srs_core.data.dataset.ProcessedDataset.load` checks every array
 (dtype, shape, offsets, item range), ``stats.json`` and the content sha256.

@@ -1,4 +1,4 @@
-"""Benchmark: every loss in its chosen setting at catalogue scale (issue 18).
+"""Benchmark: every loss in its chosen setting at catalogue scale.
 
 What is measured. For each configuration of :data:`CONFIGS` (one loss in the
 setting this project recommends, with its optimizer) and each catalogue size

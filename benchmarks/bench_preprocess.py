@@ -1,6 +1,6 @@
 """Benchmark: preprocess a Yoochoose-sized raw click file (33M clicks) with fraction 1/4.
 
-Issue target on the 2-core development machine: at most 5 minutes and 8 GB
+Target on the 2-core development machine: at most 5 minutes and 8 GB
 peak RSS for ``srs preprocess --dataset yoochoose --fraction 1/4``.
 
 1. A child process generates ~33M synthetic clicks (the ``yoochoose-1/4``

@@ -1,6 +1,6 @@
-"""Step cost of each loss's best setting (issue 12) against today's ns + sparse_fast.
+"""Step cost of each loss's best setting against the dissertation's ns + sparse_fast.
 
-The issue's budget: at 1.28M items every recommended configuration's training
+The budget: at 1.28M items every recommended configuration's training
 step stays within 1.5x of negative sampling with L2, 100 uniform negatives and
 ``sparse_fast`` (the dissertation's setting with our optimizer). All
 configurations are built once, then timed step by step in turn (interleaved,

@@ -10,7 +10,7 @@ graph (``sparse_fast+graph``).
 Noise control: the machines are shared, so the pairings of one loss at one
 size run in one process and their steps are interleaved round-robin (A, B, C,
 A, B, C, ...) after a warm-up; each reports its median over the repeats. The
-ratios that the issue sets targets for are taken between such interleaved
+ratios that have targets are taken between such interleaved
 neighbours (``sparse_fast`` against ``sparse``), or are large enough not to
 care (sampled against full cross-entropy).
 
@@ -184,7 +184,7 @@ def check_equivalence(device_name: str, n_items: int, steps: int = 50, model_nam
         negatives = rng.choice(pool, size=(batch, k))
         b = [torch.as_tensor(a, dtype=torch.long, device=device) for a in (items, lengths, targets, negatives)]
         for train_step in steps_of.values():
-            train_step.train_with(*b)
+            train_step(*b)
         if graphed is not None:
             graphed(*b)
     sync(device)
@@ -291,7 +291,7 @@ def run_job(configs, args, **job) -> list[dict] | dict:
 
 
 def gpu_groups(args) -> list[list[dict]]:
-    """The issue's GPU comparison at 1.28M items (MeLi2020's catalogue)."""
+    """The GPU comparison at 1.28M items (MeLi2020's catalogue)."""
     n = 10_000 if args.smoke else 1_280_000
     base = dict(batch=args.batch, max_len=args.max_len, negatives=args.negatives, dim=args.dim, l2=True, seed=0,
                 graph=False, n_items=n)
@@ -402,7 +402,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def check_targets(rows: list[dict], device: str) -> list[str]:
-    """The issue's CPU targets, as lines of text (the CSV holds the numbers)."""
+    """The CPU targets, as lines of text (the CSV holds the numbers)."""
     lines = []
     fast = [r for r in rows if r["optimizer"] == "sparse_fast" and not r["graph"]]
     big = max((r["n_items"] for r in rows), default=0)
@@ -431,7 +431,7 @@ def check_targets(rows: list[dict], device: str) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (clocks are read after a device sync)")
-    p.add_argument("--model", default="stamp", help="a model of srs_core.models, or 'toy' (the issue's toy encoder)")
+    p.add_argument("--model", default="stamp", help="a model of srs_core.models, or 'toy' (a toy encoder: mean and last item, one linear layer)")
     p.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="catalogue sizes (comma-separated)")
     p.add_argument("--max-items", type=float, default=1e6, help="largest size; above the list adds it (GPU: 1e7)")
     p.add_argument("--ce-max-items", type=float, default=1e7, help="skip full cross-entropy above this size")

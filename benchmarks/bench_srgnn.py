@@ -2,7 +2,7 @@
 
 A step is forward + full cross-entropy over every item + backward + a dense
 Adam step, on the same batches for every model (batch 128, d = 100, 10k
-items, session lengths 1..24). The issue's target: SR-GNN costs at most 3x
+items, session lengths 1..24). The target: SR-GNN costs at most 3x
 STAMP. Timings are medians over repeats, after a warm-up, measured in one
 run so that the ratio is fair on a noisy machine.
 

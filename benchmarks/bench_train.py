@@ -1,4 +1,4 @@
-"""End to end: one epoch of `srs train` on the synthetic MeLi2020 preset (issue 10).
+"""End to end: one epoch of `srs train` on the synthetic MeLi2020 preset.
 
 What a user runs, timed from the outside: the real command line in a fresh
 process (``python -m srs_core.cli train``), default settings (CUDA graph

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 6 and 10, as one prepared command (budget: under
+# The GPU checks, as one prepared command (budget: under
 # 6 minutes on one H100/H200; not yet timed on one): run from anywhere,
 #
 #     bash benchmarks/gpu.sh                  # on a CUDA machine

@@ -26,12 +26,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from srs_core.losses import build_loss, loss_class
+from srs_core.losses.registry import settings_of, with_options
 from srs_core.models.base import SessionEncoder
 from srs_core.training.runtime import clock, machine_name, sync
 
 
 @dataclass(frozen=True)
-class StepSpec:
+class StepFields:
+    """What one timed training step is: the model, the loss and optimizer, the
+    catalogue, the batch, and how it is timed."""
+
     model: str = "stamp"
     loss: str = "ns"
     optimizer: str = "sparse_fast"
@@ -39,27 +44,16 @@ class StepSpec:
     l2: bool = True
     batch_size: int = 128
     max_len: int = 24
-    negatives: int = 100
     dim: int = 100
     repeats: int = 5
     warmup: int = 2
     device: str = "cpu"
     seed: int = 0
-    # the loss extensions (issue 12); defaults are the dissertation's setting
-    sampling: str = "uniform"
-    score_scale: float = 1.0
-    shared_negatives: bool = False
-    # the rest of build_loss's settings, passed through as training passes
-    # them (TrainConfig's fields of the same names; defaults are its own)
-    margin: float = 0.5
-    alpha: float = 0.75
-    mix: float = 0.5
-    gbce_t: float = 0.75
-    gbce_offset: bool = False
-    cce_kernel: str = "chunked"
-    logq: str = "single"
-    sce_buckets: int = 8
-    sce_bucket_size: int = 256
+
+
+#: A timed step: :class:`StepFields` and every loss's options (the names and
+#: defaults of ``srs train``'s flags, declared beside each loss).
+StepSpec = with_options("StepSpec", StepFields)
 
 
 def random_batches(n: int, batch_size: int, max_len: int, n_items: int, device, seed: int = 0):
@@ -82,12 +76,11 @@ def build_step(spec: StepSpec):
     (:class:`~srs_core.training.step.TrainStep`: forward, loss with its
     negatives drawn inside, backward, both optimizers) of a fresh model
     built from ``spec``."""
-    from srs_core.losses import build_loss
     from srs_core.models import build_model
     from srs_core.optim import build_optimizer, check_combination, embedding_is_sparse
     from srs_core.training.step import TrainStep
 
-    check_combination(spec.loss, spec.optimizer)
+    check_combination(spec.loss, spec.optimizer, dense_gradient=loss_class(spec.loss).dense_gradient)
     device = torch.device(spec.device)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, spec.n_items, dim=spec.dim, sparse=embedding_is_sparse(spec.optimizer)).to(device)
@@ -96,11 +89,7 @@ def build_step(spec: StepSpec):
     # sampler then searches a realistic, skewed table; uniform ignores them.
     counts = np.zeros(spec.n_items + 1, dtype=np.int64)
     counts[1:] = np.maximum(1, 1e6 / np.arange(1, spec.n_items + 1)).astype(np.int64)
-    loss_fn = build_loss(spec.loss, negatives=spec.negatives, margin=spec.margin, distribution=spec.sampling,
-                         alpha=spec.alpha, counts=counts, score_scale=spec.score_scale,
-                         shared_negatives=spec.shared_negatives, mix=spec.mix, gbce_t=spec.gbce_t,
-                         gbce_offset=spec.gbce_offset, cce_kernel=spec.cce_kernel, logq=spec.logq,
-                         sce_buckets=spec.sce_buckets, sce_bucket_size=spec.sce_bucket_size, device=device)
+    loss_fn = build_loss(spec.loss, counts=counts, device=device, settings=spec)
     gen = torch.Generator(device=device)
     gen.manual_seed(spec.seed)
     return TrainStep(model, loss_fn, opt, l2=spec.l2, generator=gen)
@@ -153,12 +142,6 @@ def measure_isolated(spec: StepSpec, timeout: float = 900) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def loglog_slope(n_items, values) -> float:
-    """Least-squares slope of log(value) against log(n_items)."""
-    x, y = np.log(np.asarray(n_items, float)), np.log(np.asarray(values, float))
-    return float(np.polyfit(x, y, 1)[0])
-
-
 def benchmark_results(folder) -> dict:
     """The committed benchmark CSVs (``benchmarks/results``), as tables keyed by
     file stem. Each row names the machine it was measured on and the date."""
@@ -169,34 +152,19 @@ def benchmark_results(folder) -> dict:
     return {f.stem: pd.read_csv(f) for f in sorted(folder.glob("*.csv")) if "smoke" not in f.stem}
 
 
-#: What a training step's cost depends on, beside the loss and the optimizer's
-#: family, with the defaults of ``srs train``; a score scale, gBCE's ``t`` and
-#: the seed change no cost.
-COST_DEFAULTS = {"l2": False, "sampling": "uniform", "negatives": 100, "shared_negatives": False,
-                 "logq": "single", "cce_kernel": "chunked", "sce_buckets": 8, "sce_bucket_size": 256}
-
-
 def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
     """The part of a configuration its step time depends on: the loss, dense or
     row-sparse updates (``sparse`` and ``sparse_fast`` make the same update;
-    ``benchmarks/bench_losses.py`` times ``sparse_fast``, the faster),
-    L2 for the full-catalogue losses (a normalised copy of the table), the
-    negatives' source and count for the sampled ones, logQ per source or
-    single, cce's kernel, and SCE's buckets. Two configurations with the same key cost the
-    same step, up to noise."""
-    f = {**COST_DEFAULTS, **{k: v for k, v in fields.items() if k in COST_DEFAULTS}}
-    key: tuple = (loss, "dense" if optimizer == "dense" else "sparse")
-    if loss in ("ce", "cce", "sce"):
-        key += (bool(f["l2"]),)
-    if loss == "cce":
-        key += (str(f["cce_kernel"]),)
-    if loss in ("ns", "triplet", "gbce", "sampled_softmax"):
-        key += (str(f["sampling"]), int(f["negatives"]), bool(f["shared_negatives"]) or loss == "sampled_softmax")
-    if loss == "sampled_softmax":
-        key += (f["logq"] != "single",)
-    if loss == "sce":
-        key += (int(f["sce_buckets"]), int(f["sce_bucket_size"]))
-    return key
+    ``benchmarks/bench_losses.py`` times ``sparse_fast``, the faster), and what
+    the loss declares (:meth:`srs_core.losses.Loss.cost_key`: L2 for the
+    full-catalogue losses, the negatives' source and count for the sampled
+    ones, a kernel or buckets). ``fields`` may leave out options at their
+    defaults; L2 defaults to off. Two configurations with the same key cost
+    the same step, up to noise."""
+    known = settings_of().__dict__
+    settings = settings_of(loss=loss, l2=bool(fields.get("l2", False)),
+                           **{k: v for k, v in fields.items() if k in known and k not in ("loss", "l2")})
+    return (loss, "dense" if optimizer == "dense" else "sparse") + loss_class(loss).cost_key(settings)
 
 
 def step_ms_at(bench, loss: str, optimizer: str, fields: dict, n_items: int) -> float:

@@ -21,9 +21,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from srs_core.optim.registry import DENSE_GRADIENT_LOSSES
+from srs_core.losses import LOSSES, is_extension as _is_extension, loss_class, option_fields
+from srs_core.losses.registry import owners, settings_of
 from srs_core.training import TrainConfig
 
+#: The loss every comparison is made against: full cross-entropy, the dissertation's traditional method.
+REFERENCE = "ce"
 #: The dissertation's setting for a sampled loss (Sections 4.1-4.2, Experiment II).
 DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scale": 1.0, "shared_negatives": False}
 #: k above which ns and triplet draw negatives shared by the batch in the grid:
@@ -45,7 +48,7 @@ def extension_setting(base: list[TrainConfig], extensions: list[dict], optimizer
     for ext in extensions:
         fields = dict(ext)
         loss = fields.pop("loss")
-        opt = fields.pop("optimizer", "dense" if loss in DENSE_GRADIENT_LOSSES else optimizer)
+        opt = fields.pop("optimizer", "dense" if loss_class(loss).dense_gradient else optimizer)
         out += [replace(c, loss=loss, optimizer=opt, **{**DISSERTATION, **fields}) for c in base]
     return out
 
@@ -66,78 +69,62 @@ def diagnosis_grid(base: list[TrainConfig], losses: list[str], *, optimizer: str
     apart = losses if one_factor is None else one_factor
     out = []
     for cfg in base:
-        out.append(replace(cfg, loss="ce", optimizer="dense", l2=False))
-        out.append(replace(cfg, loss="ce", optimizer="dense", l2=True))
+        out.append(replace(cfg, loss=REFERENCE, optimizer="dense", l2=False))
+        out.append(replace(cfg, loss=REFERENCE, optimizer="dense", l2=True))
         for home in dissertation_setting([cfg], losses, optimizer):
             out.append(home)
             if home.loss not in apart or (one_factor_models is not None and home.model not in one_factor_models):
                 continue
-            shared = home.loss in ("ns", "triplet") and k_large > PER_SAMPLE_MAX_K
+            shared = home.loss in owners("shared_negatives") and k_large > PER_SAMPLE_MAX_K
             out += [replace(home, l2=False), replace(home, sampling="popularity"),
                     replace(home, negatives=k_large, shared_negatives=shared)]
         out += extension_setting([cfg], extensions or [], optimizer)
     return list(dict.fromkeys(out))  # an extension equal to a grid run is kept once, in first place
 
 
+def _settings(config: dict):
+    """A run's config (a dict, as records store it) as every loss option's value."""
+    options = option_fields()
+    return settings_of(**{k: v for k, v in config.items() if k in options or k in ("loss", "l2")})
+
+
 def variant(config: dict) -> str:
     """A short name for a run: its loss, then what differs from the
     dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``;
     for the losses published since: ``"sampled_softmax, S=10, popularity, logQ mixed"``,
-    ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``); a batching other than the
-    dissertation's is named last (``"ce, buckets batching"``)."""
+    ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``); each loss
+    names its own options (:meth:`srs_core.losses.Loss.describe`), and a
+    batching other than the dissertation's is named last (``"ce, buckets batching"``)."""
     loss = config.get("loss", "-")
+    if loss not in LOSSES:
+        return loss
+    cls, s = LOSSES[loss], _settings({**config, "loss": loss})
     parts = []
-    if loss == "ce":
-        if config.get("l2"):
-            parts.append("L2")
-    elif not config.get("l2", True):
-        parts.append("no L2")
-    scale = float(config.get("score_scale", 1.0))
-    if scale != 1.0:
-        parts.append(f"S={scale:g}")
-    sampling = config.get("sampling", "uniform")
-    if loss != "ce" and sampling != "uniform":
-        parts.append(sampling if sampling != "mixed" else f"mixed {config.get('mix', 0.5):g}")
-    k = int(config.get("negatives", 100))
-    if loss != "ce" and (k != 100 or loss == "gbce"):  # gbce always names its k
-        parts.append(f"k={k}" + (" shared" if config.get("shared_negatives") else ""))
-    elif config.get("shared_negatives"):
-        parts.append("shared")
-    if config.get("logq", "single") != "single":
-        parts.append(f"logQ {config['logq']}")
-    if loss == "gbce" and float(config.get("gbce_t", 0.75)) != 0.75:
-        parts.append(f"t={float(config['gbce_t']):g}")
-    if loss == "gbce" and config.get("gbce_offset"):
-        parts.append("offset")
-    if loss == "cce" and config.get("cce_kernel", "chunked") != "chunked":
-        parts.append(f"{config['cce_kernel']} kernel")
-    if loss == "sce" and (int(config.get("sce_buckets", 8)), int(config.get("sce_bucket_size", 256))) != (8, 256):
-        parts.append(f"{int(config['sce_buckets'])}x{int(config['sce_bucket_size'])} buckets")
+    l2 = bool(config.get("l2", cls.dissertation_l2))
+    if l2 != cls.dissertation_l2:
+        parts.append("L2" if l2 else "no L2")
+    if float(s.score_scale) != 1.0:
+        parts.append(f"S={float(s.score_scale):g}")
+    parts += cls.describe(s)
     if config.get("batching", "samples") != "samples":
         parts.append(f"{config['batching']} batching")
     return loss if not parts else f"{loss}, {', '.join(parts)}"
 
 
-#: The losses published since the dissertation (notebook 07-beyond); ``sampled_softmax``
-#: joins them when its logQ is per source (``--logq mixed|corrected``).
-RECENT_LOSSES = ("gbce", "cce", "sce")
-
-
 def is_recent(config: dict) -> bool:
     """Whether a run uses a loss published since the dissertation (gBCE, CCE,
-    SCE, or sampled softmax with a per-source logQ). The dissertation's claims
-    rest on its own losses; these are compared in 07-beyond."""
-    return config.get("loss") in RECENT_LOSSES or config.get("logq", "single") != "single"
+    SCE, or sampled softmax with a per-source logQ: :meth:`srs_core.losses.Loss.is_recent`).
+    The dissertation's claims rest on its own losses; these are compared in 07-beyond."""
+    loss = config.get("loss")
+    return loss in LOSSES and LOSSES[loss].is_recent(_settings(config))
 
 
 def is_extension(config: dict) -> bool:
     """Whether a run uses an option that is ours, not the dissertation's."""
-    return (float(config.get("score_scale", 1.0)) != 1.0 or bool(config.get("shared_negatives"))
-            or config.get("sampling") == "mixed" or config.get("loss") in ("gbce", "cce", "sce")
-            or config.get("logq", "single") != "single")
+    return config.get("loss") in LOSSES and _is_extension(_settings(config))
 
 
-def compare(runs: pd.DataFrame, reference: str = "ce",
+def compare(runs: pd.DataFrame, reference: str = REFERENCE,
             metrics: tuple[str, ...] = ("mrr_at_20", "p_at_20", "valid_mrr_at_20"),
             group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
     """One row per ``group`` x ``variant``: for each metric its mean and sd

@@ -16,10 +16,13 @@ from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.data.integrity import DatasetError
-from srs_core.diagnosis import is_extension, is_recent, variant
+from srs_core.diagnosis import REFERENCE, is_extension, is_recent, variant
+from srs_core.losses import option_fields
 from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
 from srs_core.training import TrainConfig, best_epoch, dataset_fingerprint, run_in_store, run_key
 
+#: Every loss option and its default: one column each in :func:`summarise`'s rows.
+OPTION_DEFAULTS = {name: f.default for name, f in option_fields().items()}
 #: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
 TABLE3_PUBLISHED = {
     "yoochoose-1/4": {"n_items": 33_280, "n_train_sessions": 1_925_647, "n_train_samples": 5_922_115, "avg_train_session_length": 4.70},
@@ -51,12 +54,7 @@ REAL_SOURCES = {
     "yoochoose-100k": "README, 'Real data: yoochoose-100k', says how to make the file",
     "diginetica-srgnn": "README, 'The standard Diginetica split', says where to get the two files",
 }
-LABELS = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN",
-          "ce": "cross-entropy", "ns": "negative sampling", "triplet": "triplet",
-          "sampled_softmax": "sampled softmax (logQ)", "gbce": "gBCE", "cce": "exact CE in chunks",
-          "sce": "scalable CE (SCE)",
-          "popularity": "popularity", "transition": "transition",
-          "sr": "SR (sequential rules)", "ar": "AR (association rules)", "sknn": "SKNN", "vsknn": "V-SKNN"}
+
 
 
 def dataset_dir(work_dir: str | Path, name: str) -> Path:
@@ -274,7 +272,7 @@ def item_alignment(work_dir: str | Path, config_hash: str) -> float:
     return float(unit.mean(0).norm())
 
 
-def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
+def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = REFERENCE,
                      group: tuple[str, ...] = ("dataset", "model"), reference_runs: pd.DataFrame | None = None,
                      metrics: tuple[str, ...] = ("mrr", "p")) -> pd.DataFrame:
     """For every ``group`` x variant of ``runs``: the ratio of its metric to the
@@ -322,11 +320,10 @@ def paired_intervals(work_dir: str | Path, runs: pd.DataFrame, reference: str = 
 
 #: The columns of :func:`summarise` that describe a variant's setting, carried
 #: into :func:`compare_runs`'s table (notebook 07 times each chosen setting).
-SETTING_COLUMNS = ("optimizer", "l2", "sampling", "negatives", "shared_negatives", "logq", "gbce_t", "gbce_offset",
-                   "cce_kernel", "sce_buckets", "sce_bucket_size", "score_scale", "recent", "batching")
+SETTING_COLUMNS = ("optimizer", "l2", *OPTION_DEFAULTS, "recent", "batching")
 
 
-def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = "ce",
+def compare_runs(work_dir: str | Path, runs: pd.DataFrame, reference: str = REFERENCE,
                  group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
     """:func:`srs_core.diagnosis.compare` (means, spreads and ratios over
     seeds) with the paired intervals and verdicts of :func:`paired_intervals`
@@ -369,16 +366,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "variant": variant(c) if r.get("kind", "neural") == "neural" else c["model"],
             "extension": is_extension(c),
             "recent": is_recent(c),
-            "sampling": c.get("sampling", "-"),
-            "negatives": c.get("negatives", 0),
-            "score_scale": c.get("score_scale", 1.0),
-            "logq": c.get("logq", "single"),
-            "gbce_t": c.get("gbce_t", 0.75),
-            "gbce_offset": bool(c.get("gbce_offset", False)),
-            "cce_kernel": c.get("cce_kernel", "chunked"),
-            "sce_buckets": c.get("sce_buckets", 8),
-            "sce_bucket_size": c.get("sce_bucket_size", 256),
-            "shared_negatives": bool(c.get("shared_negatives", False)),
+            **{name: c.get(name, default) for name, default in OPTION_DEFAULTS.items()},
             "batching": c.get("batching", "samples"),
             "epochs_run": len(epochs),
             "n_items": r.get("n_items"),

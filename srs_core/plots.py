@@ -5,9 +5,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from srs_core.experiments import LABELS
+from srs_core.baselines import BASELINE_LABELS
+from srs_core.diagnosis import REFERENCE
+from srs_core.losses import LOSSES
+from srs_core.models import MODELS
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+#: How every figure names a model, a loss or a baseline: each declares its label beside its code.
+LABELS = {**{n: cls.label for n, cls in MODELS.items()}, **{n: cls.label for n, cls in LOSSES.items()},
+          **BASELINE_LABELS}
 
 
 def _label(df: pd.DataFrame, col: str) -> pd.Series:
@@ -151,7 +158,7 @@ def table1(rows: pd.DataFrame) -> plt.Figure:
     :func:`srs_core.table1.per_model`, fractions); the black line spans the
     seeds' range. Sized for the book's text width."""
     models = [m for m in ("gru4rec", "narm", "stamp", "srgnn") if m in set(rows.model)]
-    variants = list(dict.fromkeys(rows.sort_values("loss", key=lambda s: s != "ce").variant))
+    variants = list(dict.fromkeys(rows.sort_values("loss", key=lambda s: s != REFERENCE).variant))
     colours = dict(zip(variants, sns.color_palette("colorblind", len(variants))))
     fig, ax = plt.subplots(figsize=(6.8, 3.6))
     width = 0.8 / (len(variants) + 1)

@@ -130,3 +130,9 @@ def interval_verdict(lo: float, hi: float, band: float = MATCH_BAND) -> str:
     if lo >= 1.0 - band and hi <= 1.0 + band:
         return "matches"
     return "inconclusive"
+
+
+def loglog_slope(n_items, values) -> float:
+    """Least-squares slope of log(value) against log(n_items): 1 is linear growth."""
+    x, y = np.log(np.asarray(n_items, float)), np.log(np.asarray(values, float))
+    return float(np.polyfit(x, y, 1)[0])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from srs_core.claims import Claim, _fmt
+from srs_core.diagnosis import REFERENCE
 
 #: The dissertation's Table 1, quoted from Wu et al. (2019) in percent, as model, then dataset, then (P@20, MRR@20).
 TABLE1_PUBLISHED = {
@@ -38,8 +39,14 @@ SPLIT_PUBLISHED = {"n_items": 43_097, "n_train_sessions": 186_670, "n_train_samp
 #: is level with the published one even when the seeds agree more closely:
 #: the same run differs by up to about this much from one CPU to another.
 TOLERANCE = 0.005
-MODELS = ("gru4rec", "narm", "stamp", "srgnn")
-NAMES = {"gru4rec": "GRU4Rec", "narm": "NARM", "stamp": "STAMP", "srgnn": "SR-GNN"}
+#: Table 1's order of the models.
+ORDER = ("gru4rec", "narm", "stamp", "srgnn")
+
+
+def _name(model: str) -> str:
+    from srs_core.models import MODELS
+
+    return MODELS[model].label if model in MODELS else model
 
 
 def published(model: str, dataset: str = "diginetica") -> tuple[float, float]:
@@ -80,21 +87,22 @@ def table1(runs: pd.DataFrame, baselines: pd.DataFrame | None = None) -> pd.Data
     (tuned on validation) below. A loss is named by its label; its full
     setting is the page's. ``runs``: rows of
     :func:`srs_core.experiments.summarise`."""
-    from srs_core.experiments import LABELS
+    from srs_core.baselines import BASELINE_LABELS
+    from srs_core.losses import loss_class
 
-    order = {m: i for i, m in enumerate(MODELS)}
+    order = {m: i for i, m in enumerate(ORDER)}
     out = []
     for (model, variant), g in sorted(runs.groupby(["model", "variant"], sort=False),
-                                      key=lambda kv: (order.get(kv[0][0], 99), kv[1].loss.iloc[0] != "ce", kv[0][1])):
+                                      key=lambda kv: (order.get(kv[0][0], 99), kv[1].loss.iloc[0] != REFERENCE, kv[0][1])):
         p_pub, mrr_pub = published(model)
-        out.append({"model": NAMES.get(model, model), "loss": LABELS.get(g.loss.iloc[0], variant), "seeds": len(g),
+        out.append({"model": _name(model), "loss": loss_class(g.loss.iloc[0]).label, "seeds": len(g),
                     ("published", "P@20"): _fmt(p_pub * 100), ("published", "MRR@20"): _fmt(mrr_pub * 100),
                     ("ours, validation", "P@20"): _cell(g.p_at_20), ("ours, validation", "MRR@20"): _cell(g.mrr_at_20),
                     ("ours, best test epoch", "P@20"): _cell(g.test_best_p_at_20),
                     ("ours, best test epoch", "MRR@20"): _cell(g.test_best_mrr_at_20),
                     "s / epoch": _fmt(g.epoch_seconds.mean(), ".0f"), "epochs": _fmt(g.epochs_run.mean(), ".1f")})
     for _, b in (baselines if baselines is not None else pd.DataFrame()).iterrows():
-        out.append({"model": LABELS.get(b.model, b.model), "loss": "session baseline", "seeds": 1,
+        out.append({"model": BASELINE_LABELS.get(b.model, b.model), "loss": "session baseline", "seeds": 1,
                     ("published", "P@20"): "–", ("published", "MRR@20"): "–",
                     ("ours, validation", "P@20"): _fmt(b.p_at_20 * 100), ("ours, validation", "MRR@20"):
                     _fmt(b.mrr_at_20 * 100), ("ours, best test epoch", "P@20"): "–",
@@ -132,7 +140,7 @@ def published_gap(rows: pd.DataFrame, where: str, protocol: str = "validation") 
         parts = []
         for _, x in r.iterrows():
             diff = (x[f"{col}{key}"] - x[pub]) * 100
-            parts.append(f"{NAMES.get(x.model, x.model)} {words[x.model][metric]} ({diff:+.2f} points)")
+            parts.append(f"{_name(x.model)} {words[x.model][metric]} ({diff:+.2f} points)")
         return ", ".join(parts)
 
     mrr_words = [w[0] for w in words.values()]

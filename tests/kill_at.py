@@ -45,7 +45,7 @@ def counting(fn):
 
 
 if point == "mid-epoch":
-    step.TrainStep.train_batch = counting(step.TrainStep.train_batch)
+    step.TrainStep.__call__ = counting(step.TrainStep.__call__)
 elif point == "evaluation":
     loop.evaluate = counting(loop.evaluate)
 elif point in ("checkpoint-write", "result-write", "between-epochs"):

@@ -5,7 +5,7 @@ import torch
 
 from srs_core.data.dataset import POOL_BATCHES, ProcessedDataset, batch_order, iter_batches
 from srs_core.data.device import DeviceSplit
-from srs_core.train import TrainConfig, fit, run_key
+from srs_core.training import TrainConfig, fit, run_key
 
 
 def test_samples_batching_is_the_plain_permutation(tiny_dataset):

@@ -1,4 +1,4 @@
-"""A processed dataset checks itself when it loads (issue 19): each kind of
+"""A processed dataset checks itself when it loads: each kind of
 damage gets one line naming the file, the fault and the command that
 re-creates the dataset, and the book pipeline rebuilds a damaged dataset
 instead of training on it."""

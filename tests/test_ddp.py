@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (issue 10): 2 gloo processes on CPU
+"""Data-parallel training under torchrun: 2 gloo processes on CPU
 train the same global batches as one process and end where it ends.
 
 Tolerance: the ranks sum their gradients in another order than one process
@@ -16,7 +16,7 @@ import torch
 
 from srs_core.training.distributed import Dist, shard_loss, shard_rows
 from srs_core.losses import build_loss
-from srs_core.train import TrainConfig, fit
+from srs_core.training import TrainConfig, fit
 
 from test_train import write_dataset
 

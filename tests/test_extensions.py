@@ -1,4 +1,4 @@
-"""Issue 12: the loss extensions (score scale, shared negatives, mixed
+"""The loss extensions (score scale, shared negatives, mixed
 sampling), early stopping, the diagnosis grid, verdicts, and real-data
 plumbing (yoochoose-100k, convert-session-rec)."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from srs_core.cli import main as cli_main
 from srs_core.diagnosis import (chosen_on_validation, compare, diagnosis_grid, extension_setting, is_extension,
                                 ns_loss_floor, ns_loss_orthogonal, variant)
 from srs_core.losses import NegativeSampler, build_loss
-from srs_core.train import TrainConfig, fit, stopped_early
+from srs_core.training import TrainConfig, fit, stopped_early
 
 from test_losses import N, log_sigmoid, prep, torch_inputs  # noqa: F401  (the hand-computation helpers)
 from test_losses import setup  # noqa: F401  (fixture)
@@ -300,7 +300,7 @@ def test_notebooks_build_without_the_real_file(tmp_path):
 
 
 def test_complete_configs_lists_only_finished_runs(toy, tmp_path):
-    from srs_core.train import run_in_store
+    from srs_core.training import run_in_store
 
     done, todo = cfg(toy, epochs=1), cfg(toy, epochs=1, seed=1)
     run_in_store(ex.results_store(tmp_path), done, quiet=True)

@@ -1,4 +1,4 @@
-"""The CUDA-graph step and device-made batches inside `fit` / `srs train` (issue 10).
+"""The CUDA-graph step and device-made batches inside `fit` / `srs train`.
 
 A CUDA graph needs a GPU, so on CPU these tests check the wiring: ``--graph
 auto`` is the old eager loop bit for bit, ``--graph on`` runs the graph's
@@ -18,7 +18,7 @@ from srs_core.cli import main as cli_main
 from srs_core.data.dataset import ProcessedDataset, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit
 from srs_core.results import read_record
-from srs_core.train import TrainConfig, evaluate, fit
+from srs_core.training import TrainConfig, evaluate, fit
 
 from test_train import write_dataset
 

@@ -1,4 +1,4 @@
-"""Kill anywhere, resume identically (issue 19): a run stopped by SIGKILL at
+"""Kill anywhere, resume identically: a run stopped by SIGKILL at
 five points, or by SIGTERM or Ctrl-C, and started again with the same command
 ends with the record and test ranks of a run that was never stopped."""
 from __future__ import annotations

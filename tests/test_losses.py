@@ -127,7 +127,7 @@ def test_sampled_softmax_by_hand(setup, l2, distribution):
             if c == targets[b] and j != b:
                 logits[j] = -np.inf
         per_row.append(np.log(np.exp(logits).sum()) - logits[b])
-    loss_fn = build_loss("sampled_softmax", N, negatives=4, distribution=distribution, alpha=alpha, counts=counts)
+    loss_fn = build_loss("sampled_softmax", N, negatives=4, sampling=distribution, alpha=alpha, counts=counts)
     loss = loss_fn.compute(*torch_inputs(session, table, targets), torch.from_numpy(neg), l2)
     assert loss.item() == pytest.approx(np.mean(per_row), rel=1e-7)  # log q is stored in float32
     # the masking matters here: without it the value would differ
@@ -140,7 +140,7 @@ def test_sampled_softmax_zero_count_target_stays_finite(setup):
     session, table, _ = setup
     counts = np.array([0, 5, 1, 3, 0, 2, 8, 1, 1, 4])
     targets = np.array([4, 1, 2])  # item 4 has count 0: never drawn, but a target
-    loss_fn = build_loss("sampled_softmax", N, negatives=3, distribution="popularity", counts=counts)
+    loss_fn = build_loss("sampled_softmax", N, negatives=3, sampling="popularity", counts=counts)
     loss = loss_fn.compute(*torch_inputs(session, table, targets), torch.tensor([1, 6, 9]), True)
     assert math.isfinite(loss.item())
 
@@ -170,17 +170,17 @@ def test_losses_are_registered_and_bad_parameters_are_named():
     with pytest.raises(ValueError, match="k must be at least 1"):
         build_loss("ns", N, negatives=0)
     with pytest.raises(ValueError, match="unknown negative distribution 'zipf'"):
-        build_loss("ns", N, distribution="zipf")
+        build_loss("ns", N, sampling="zipf")
     with pytest.raises(ValueError, match="needs counts"):
-        build_loss("ns", N, distribution="popularity")
+        build_loss("ns", N, sampling="popularity")
     with pytest.raises(ValueError, match="n_items \\+ 1"):
-        build_loss("ns", N, distribution="popularity", counts=np.ones(N))
+        build_loss("ns", N, sampling="popularity", counts=np.ones(N))
     with pytest.raises(ValueError, match="score_scale must be a positive"):
         build_loss("ns", N, score_scale=0.0)
-    with pytest.raises(ValueError, match="shared_negatives applies to the sampled"):
+    with pytest.raises(ValueError, match="shared_negatives applies to the ns and triplet"):
         build_loss("ce", shared_negatives=True)
     with pytest.raises(ValueError, match="mix must be in"):
-        build_loss("ns", N, distribution="mixed", counts=np.ones(N + 1), mix=1.5)
+        build_loss("ns", N, sampling="mixed", counts=np.ones(N + 1), mix=1.5)
     with pytest.raises(ValueError, match="needs n_items"):
         build_loss("ns")
     # n_items may come from counts, as the trainer passes them

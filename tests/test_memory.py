@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent("""
     cfg = TrainConfig(data=sys.argv[1], model="stamp", loss="ce", optimizer="dense", device="cpu")
     run = Run(cfg, Path(sys.argv[2]), SINGLE, torch.device("cpu"), True).setup()
     for batch in itertools.islice(run.batches(), 10):  # warm-up: Adam's state, the first buffers
-        run.step.train_batch(*batch)
+        run.step(*batch)
     before = rss_mb()
     loss, _ = run.train_epoch(1)  # the epoch loop itself, about 160 steps
     print(json.dumps({"before": before, "after": rss_mb(), "steps": run.n_batches, "loss": loss}))

@@ -1,4 +1,4 @@
-"""The notebooks re-run through papermill with new parameters (issue 5)."""
+"""The notebooks re-run through papermill with new parameters."""
 import json
 from pathlib import Path
 

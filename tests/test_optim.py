@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from srs_core.losses import build_loss
+from srs_core.losses import LOSSES, build_loss
 from srs_core.models.base import SessionEncoder
 from srs_core.optim import (
     FastSparseAdam,
@@ -186,13 +186,13 @@ def test_state_dict_of_another_kind_is_refused():
 def test_full_cross_entropy_with_sparse_optimizers_is_rejected():
     for kind in ("sparse", "sparse_fast"):
         with pytest.raises(ValueError, match="every item row.*--optimizer dense"):
-            check_combination("ce", kind)
-    check_combination("ce", "dense")
+            check_combination("ce", kind, dense_gradient=LOSSES["ce"].dense_gradient)
+    check_combination("ce", "dense", dense_gradient=LOSSES["ce"].dense_gradient)
     for loss in ("ns", "triplet", "sampled_softmax"):
         for kind in OPTIMIZERS:
-            check_combination(loss, kind)
+            check_combination(loss, kind, dense_gradient=LOSSES[loss].dense_gradient)
     with pytest.raises(ValueError, match="unknown optimizer 'adagrad'"):
-        check_combination("ns", "adagrad")
+        check_combination("ns", "adagrad", dense_gradient=LOSSES["ns"].dense_gradient)
 
 
 def test_embedding_flag_must_match_the_optimizer():
@@ -288,8 +288,11 @@ def test_graphed_step_draws_fresh_negatives_and_checks_the_batch_shape():
     step(items, lengths, targets)
     assert first.shape == (16,) and not torch.equal(first, step.negatives)
     assert ((first >= 1) & (first <= N_ITEMS)).all()
-    with pytest.raises(ValueError, match="drop the last partial batch"):
-        step(items[:5], lengths[:5], targets[:5])
+    calls = step.calls
+    assert torch.isfinite(step(items[:5], lengths[:5], targets[:5]))  # a partial batch runs the same step unshaped
+    assert step.calls == calls  # and is not counted as a replay
+    with pytest.raises(ValueError, match="sample_in_graph=False"):
+        step(items, lengths, targets, torch.ones(16, dtype=torch.long))
     with pytest.raises(ValueError, match="sampled loss"):
         GraphedTrainStep(make_model("sparse_fast"), build_loss("ce"), batch_size=8, max_len=5, l2=True)
 

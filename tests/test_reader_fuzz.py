@@ -1,4 +1,4 @@
-"""Readers under fuzzing (issue 19): small raw files of every format,
+"""Readers under fuzzing: small raw files of every format,
 truncated, byte-flipped or re-encoded, go through ``srs preprocess``. Each
 either becomes a dataset that passes its self-check, or is refused in one
 line that names the input file; never a traceback, and nothing is left on

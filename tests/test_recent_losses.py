@@ -1,4 +1,4 @@
-"""The losses published since the dissertation (issue 18, first part): gBCE
+"""The losses published since the dissertation: gBCE
 (gSASRec, 2023), exact cross-entropy in item chunks (Cut Your Losses,
 2025), scalable cross-entropy (SCE, 2024) and sampled softmax's per-source
 logQ corrections (mixed negative sampling, 2020; corrected logQ, 2025),
@@ -120,12 +120,12 @@ def test_cce_equals_ce_in_loss_and_every_gradient(l2, scale, chunk):
 
 
 def test_which_optimizers_each_new_loss_takes():
-    check_combination("gbce", "sparse_fast")
-    check_combination("cce", "dense")
+    check_combination("gbce", "sparse_fast", dense_gradient=LOSSES["gbce"].dense_gradient)
+    check_combination("cce", "dense", dense_gradient=LOSSES["cce"].dense_gradient)
     for opt in ("dense", "sparse", "sparse_fast"):
-        check_combination("sce", opt)  # its gradient reaches the targets and the selected rows only
+        check_combination("sce", opt, dense_gradient=LOSSES["sce"].dense_gradient)  # its gradient reaches the targets and the selected rows only
     with pytest.raises(ValueError, match="cce.*every item row"):
-        check_combination("cce", "sparse_fast")
+        check_combination("cce", "sparse_fast", dense_gradient=LOSSES["cce"].dense_gradient)
     assert {"gbce", "cce", "sce"} <= set(LOSSES)
 
 
@@ -159,7 +159,8 @@ def test_cce_cut_kernel_is_refused_clearly_where_it_cannot_run_and_is_never_grap
         build_loss("cce", cce_kernel="triton")
     with pytest.raises(ValueError, match="nonzero"):  # --graph on is refused before any GPU is touched
         TrainConfig(data="d", loss="cce", cce_kernel="cut", device="cuda", graph="on")
-    assert graph_support("cce", "dense") is None and graph_support("cce", "dense", "cut") is not None
+    assert graph_support(TrainConfig(data="d", loss="cce")) is None
+    assert graph_support(TrainConfig(data="d", loss="cce", cce_kernel="cut")) is not None
     assert not use_graph(TrainConfig(data="d", model="stamp", loss="cce", cce_kernel="cut"), torch.device("cuda"))
     assert use_graph(TrainConfig(data="d", model="stamp", loss="cce"), torch.device("cuda"))
     assert "cce_kernel" not in TrainConfig(data="d", loss="cce").identity("abcd")  # old cce keys stay
@@ -340,7 +341,8 @@ def test_sce_draws_its_buckets_from_the_generator():
 
 
 def test_sce_is_refused_where_it_cannot_run():
-    assert graph_support("sce", "dense") is not None and graph_support("sce", "sparse_fast") is not None
+    assert graph_support(TrainConfig(data="d", loss="sce")) is not None
+    assert graph_support(TrainConfig(data="d", loss="sce", optimizer="sparse_fast")) is not None
     from srs_core.models import build_model
 
     model = build_model("stamp", 30, dim=8)
@@ -377,8 +379,8 @@ def test_logq_single_is_the_old_sampled_softmax_exactly(distribution):
     emb, s, t = nn.Embedding(n + 1, d, padding_idx=0), torch.randn(b, d), torch.randint(1, n + 1, (b,))
     t[4] = t[1]
     for l2 in (False, True):
-        default = build_loss("sampled_softmax", n, negatives=6, distribution=distribution, counts=counts)
-        single = build_loss("sampled_softmax", n, negatives=6, distribution=distribution, counts=counts, logq="single")
+        default = build_loss("sampled_softmax", n, negatives=6, sampling=distribution, counts=counts)
+        single = build_loss("sampled_softmax", n, negatives=6, sampling=distribution, counts=counts, logq="single")
         neg = default.sampler.sample(b, torch.Generator().manual_seed(1))
         # the formula before --logq existed, verbatim
         s_ = F.normalize(s, dim=-1) if l2 else s
@@ -450,7 +452,7 @@ def test_logq_mixed_equals_single_when_the_sampler_is_the_popularity():
     n, b = 25, 7
     counts = np.random.default_rng(1).integers(1, 20, n + 1)
     emb, s, t = nn.Embedding(n + 1, 4, padding_idx=0), torch.randn(b, 4), torch.randint(1, n + 1, (b,))
-    kw = dict(negatives=5, distribution="popularity", alpha=1.0, counts=counts)
+    kw = dict(negatives=5, sampling="popularity", alpha=1.0, counts=counts)
     single, mixed = build_loss("sampled_softmax", n, **kw), build_loss("sampled_softmax", n, logq="mixed", **kw)
     neg = single.sampler.sample(b)
     assert float(mixed.compute(s, t, emb, neg, True)) == pytest.approx(float(single.compute(s, t, emb, neg, True)),

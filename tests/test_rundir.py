@@ -1,5 +1,5 @@
 """A run directory belongs to one configuration and one process; a damaged
-checkpoint gets a clear message (issue 19, first part)."""
+checkpoint gets a clear message."""
 import json
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""Training loop, evaluation, resume and the results store (issue 4)."""
+"""Training loop, evaluation, resume and the results store."""
 import json
 import os
 from pathlib import Path
@@ -14,7 +14,7 @@ from srs_core.data.integrity import save_dataset
 from srs_core.metrics import metrics_from_ranks, ranks_from_scores
 from srs_core.results import ResultsStore, atomic_write_json, read_record
 from srs_core.scoring import prepare_session
-from srs_core.train import TrainConfig, evaluate, fit, run_in_store
+from srs_core.training import TrainConfig, evaluate, fit, run_in_store
 
 
 def write_dataset(path: Path, n_items: int = 60, n_train: int = 300, n_test: int = 40, seed: int = 0,

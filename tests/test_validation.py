@@ -1,4 +1,4 @@
-"""The validation protocol (issue 17): a validation split cut from the
+"""The validation protocol: a validation split cut from the
 training period, the epoch chosen on it, the test split reported once, and
 the test ranks kept for paired statistics."""
 from __future__ import annotations

@@ -74,6 +74,9 @@ BASELINE_CLASSES = {
 }
 #: Names of the baselines, as given to :func:`evaluate_baseline`; the book runs every one on every dataset.
 BASELINES = tuple(BASELINE_CLASSES)
+#: How tables and figures name each baseline.
+BASELINE_LABELS = {"popularity": "popularity", "transition": "transition", "sr": "SR (sequential rules)",
+                   "ar": "AR (association rules)", "sknn": "SKNN", "vsknn": "V-SKNN"}
 
 #: The stated grid each tunable baseline is chosen from on the validation
 #: split (every combination; session-rec's default is always one of them).
@@ -85,7 +88,7 @@ VALID_GRIDS = {
 }
 
 __all__ = [
-    "BASELINES", "BASELINE_CLASSES", "VALID_GRIDS", "baseline_params", "make_baseline", "baseline_ranks",
+    "BASELINES", "BASELINE_CLASSES", "BASELINE_LABELS", "VALID_GRIDS", "baseline_params", "make_baseline", "baseline_ranks",
     "evaluate_baseline", "grid_points", "tune_baseline",
     "Popularity", "Transition", "SequentialRules", "AssociationRules", "SessionKNN", "VSKNN",
     "PopularityTies", "LastItemRules", "TransitionCounts", "ItemRules", "SessionIndex",

@@ -1,4 +1,4 @@
-"""A split on the training device, and its padded batches made there (issue 10).
+"""A split on the training device, and its padded batches made there.
 
 :func:`srs_core.data.dataset.iter_batches` gathers and pads every batch in
 numpy and copies it to the device: a host round trip per step, which on a GPU

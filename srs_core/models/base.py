@@ -23,6 +23,8 @@ class SessionEncoder(nn.Module):
     """
 
     name: ClassVar[str] = "base"
+    #: How tables and figures name the model.
+    label: ClassVar[str] = "base"
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ class GRU4Rec(SessionEncoder):
     """
 
     name = "gru4rec"
+    label = "GRU4Rec"
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ class NARM(SessionEncoder):
     """
 
     name = "narm"
+    label = "NARM"
 
     def __init__(
         self,

@@ -82,6 +82,7 @@ class SRGNN(SessionEncoder):
     """
 
     name = "srgnn"
+    label = "SR-GNN"
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False, *, step: int = 1) -> None:
         super().__init__(n_items, dim, sparse)

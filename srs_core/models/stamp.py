@@ -24,6 +24,7 @@ class STAMP(SessionEncoder):
     """Session embedding ``h_s * h_t`` (the trilinear product of Eq. 3.7)."""
 
     name = "stamp"
+    label = "STAMP"
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False) -> None:
         super().__init__(n_items, dim, sparse)

@@ -24,11 +24,11 @@ rows to the optimizer; one view of them for the data-parallel reducer),
 (the kinds, the pairings that work, :func:`~srs_core.optim.registry.build_optimizer`).
 """
 from .memory import advise_huge_pages
-from .registry import (DENSE_GRADIENT_LOSSES, OPTIMIZERS, SPARSE_KINDS, OptimizerSet, build_optimizer,
+from .registry import (OPTIMIZERS, SPARSE_KINDS, OptimizerSet, build_optimizer,
                        check_combination, embedding_is_sparse)
 from .routing import RowGradEmbedding, RowGradSink, route_lookups, row_gradient, unroute_lookups
 from .rowadam import EagerRowAdam, FastSparseAdam, StaticRowAdam
 
-__all__ = ["DENSE_GRADIENT_LOSSES", "OPTIMIZERS", "SPARSE_KINDS", "EagerRowAdam", "FastSparseAdam", "OptimizerSet",
+__all__ = ["OPTIMIZERS", "SPARSE_KINDS", "EagerRowAdam", "FastSparseAdam", "OptimizerSet",
            "RowGradEmbedding", "RowGradSink", "StaticRowAdam", "advise_huge_pages", "build_optimizer",
            "check_combination", "embedding_is_sparse", "route_lookups", "row_gradient", "unroute_lookups"]

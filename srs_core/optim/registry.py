@@ -16,7 +16,6 @@ OPTIMIZERS: dict[str, str] = {
 }
 
 SPARSE_KINDS = ("sparse", "sparse_fast")
-DENSE_GRADIENT_LOSSES = ("ce", "cce")
 
 
 def _check_kind(kind: str) -> None:
@@ -30,18 +29,17 @@ def embedding_is_sparse(kind: str) -> bool:
     return kind in SPARSE_KINDS
 
 
-def check_combination(loss_name: str, optimizer_kind: str) -> None:
+def check_combination(loss_name: str, optimizer_kind: str, *, dense_gradient: bool) -> None:
     """Raise a clear ``ValueError`` for a loss x optimizer pairing that cannot work.
 
-    Full cross-entropy (``ce``, ``cce``) needs ``dense``. Every other loss
-    (the sampled ones and ``sce``, whose gradient reaches only the targets
-    and the rows its buckets selected) works with all three optimizers."""
+    A loss whose item-table gradient is dense (``dense_gradient``, as the loss
+    declares it: full cross-entropy) needs ``dense``. Every other loss, whose
+    gradient reaches only the rows it looked up, works with all three."""
     _check_kind(optimizer_kind)
-    if loss_name in DENSE_GRADIENT_LOSSES and optimizer_kind in SPARSE_KINDS:
+    if dense_gradient and optimizer_kind in SPARSE_KINDS:
         raise ValueError(
             f"full cross-entropy (--loss {loss_name}) cannot use --optimizer {optimizer_kind}: "
-            "its gradient touches every item row; use --optimizer dense or a sampled loss "
-            "(ns, gbce, triplet, sampled_softmax) or sce"
+            "its gradient touches every item row; use --optimizer dense or a loss that samples its candidates"
         )
 
 

@@ -1,5 +1,10 @@
 """What defines a run: :class:`TrainConfig`, its key in the results store,
-and its ``srs train`` flags (each field owns its default and its help)."""
+and its ``srs train`` flags (each field owns its default and its help).
+
+The fields of training itself are declared here (:class:`RunFields`); every
+loss's options are declared beside the loss (:mod:`srs_core.losses`) and
+become fields of ``TrainConfig`` under the same flat names, with their
+flags, checks and identity rules."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srs_core.data.dataset import BATCHINGS, ProcessedDataset
-from srs_core.losses import CCE_KERNELS, LOGQ_MODES, LOSSES, ChunkedCrossEntropy
+from srs_core.losses import LOSSES, check_settings, identity_options, loss_class
+from srs_core.losses.registry import with_options
+from srs_core.losses.options import spec_of
 from srs_core.models import MODELS
 from srs_core.optim import OPTIMIZERS, check_combination
 from srs_core.results import config_hash
@@ -24,16 +31,12 @@ def _flag(default, help: str, *, group: str | None = None, **argparse_kw):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run. Defaults follow dissertation Section 4.6."""
+class RunFields:
+    """The fields of a run that belong to training itself. Defaults follow dissertation Section 4.6."""
 
     data: str = field(metadata={"cli": {"help": "processed dataset directory", "required": True, "type": Path}})
     model: str = _flag("stamp", "session encoder", required=True, choices=sorted(MODELS))
-    loss: str = _flag("ce", "ce: full cross-entropy; ns: negative sampling with mean noise term (Eq. 4.1); triplet: "
-                      "triplet against item embeddings (Eq. 4.2); sampled_softmax: shared negatives with logQ correction; "
-                      "gbce: gSASRec's generalised BCE (--gbce-t); cce: exact cross-entropy in item chunks, without the "
-                      "N-wide logits (dense optimizer); sce: scalable cross-entropy over random-projection buckets of "
-                      "hard negatives (--sce-buckets, --sce-bucket-size)",
+    loss: str = _flag("ce", "the training loss: " + "; ".join(f"{n}: {cls.label}" for n, cls in LOSSES.items()),
                       choices=sorted(LOSSES))
     optimizer: str = _flag("dense", "dense: Adam everywhere; sparse: torch SparseAdam on item embeddings; sparse_fast: "
                            "our faster lazy Adam with SparseAdam's semantics", choices=sorted(OPTIMIZERS))
@@ -43,38 +46,8 @@ class TrainConfig:
     batch_size: int = _flag(128, "sessions per step; under torchrun the global batch")
     lr: float = _flag(1e-3, "Adam learning rate")
     dim: int = _flag(100, "embedding size d")
-    negatives: int = _flag(100, "negatives per sample (k)")
-    margin: float = _flag(0.5, "triplet margin m")
-    sampling: str = _flag("uniform", "negative distribution: uniform, popularity^alpha, or mixed (extension: "
-                          "(1-mix) uniform + mix popularity^alpha)", choices=["uniform", "popularity", "mixed"])
-    alpha: float = _flag(0.75, "exponent for popularity sampling")
     max_len: int = 25
     seed: int = _flag(0, "seed of the weights, the shuffle and the negatives")
-    # Extensions (not in the dissertation); their defaults are its setting.
-    score_scale: float = _flag(1.0, "multiply the L2-normalised scores by S in every loss (needs --l2; default 1)",
-                               group=EXTENSIONS_GROUP, metavar="S")
-    shared_negatives: bool = _flag(False, "ns/triplet: one set of k negatives shared by the whole batch (more "
-                                   "negatives, same cost)", group=EXTENSIONS_GROUP, action="store_true")
-    mix: float = _flag(0.5, "popularity share of --sampling mixed (default 0.5)", group=EXTENSIONS_GROUP)
-    gbce_t: float = _flag(0.75, "gbce: the calibration t in [0, 1] (0: plain BCE; default 0.75, the authors' "
-                          "recommendation)", group=EXTENSIONS_GROUP, metavar="T")
-    gbce_offset: bool = _flag(False, "gbce: add log(beta / k), the best constant score, to every logit, so that the k "
-                              "negatives do not pull all scores down together (ours; the ranking is unchanged)",
-                              group=EXTENSIONS_GROUP, action="store_true")
-    cce_kernel: str = _flag("chunked", "cce: chunked, our exact float32 implementation in item chunks (any device; "
-                            "default); cut, the Triton kernel of the cut-cross-entropy package (CUDA, where the "
-                            "package is installed), which takes bf16 session vectors, so its loss and gradients are "
-                            "cross-entropy's rounded to bf16; never graphed", group=EXTENSIONS_GROUP,
-                            choices=list(CCE_KERNELS))
-    sce_buckets: int = _flag(8, "sce: the number of random bucket vectors per batch (default 8)",
-                             group=EXTENSIONS_GROUP, metavar="NB")
-    sce_bucket_size: int = _flag(256, "sce: sessions and items per bucket, clamped to the batch and the catalogue "
-                                 "(default 256)", group=EXTENSIONS_GROUP, metavar="BS")
-    logq: str = _flag("single", "sampled_softmax's logQ correction: single, the sampler's q for every candidate "
-                      "(default); mixed, in-batch targets by their training popularity and sampled negatives by q "
-                      "(mixed negative sampling); corrected, as mixed with the positive uncorrected and out of the "
-                      "denominator, weighted by 1 - its estimated probability (Khrylchenko et al. 2025)",
-                      group=EXTENSIONS_GROUP, choices=list(LOGQ_MODES))
     patience: int = _flag(0, "stop after this many epochs without a better MRR@20 on the selection split (0: off)",
                           group=EXTENSIONS_GROUP)
     select: str = _flag("valid", "where the reported epoch is chosen (and --patience watches): valid, the validation "
@@ -98,6 +71,8 @@ class TrainConfig:
                        "--batch-size is the global batch", choices=list(GRAPH_MODES))
 
     RUNTIME_FIELDS = ("data", "device", "eval_batch_size", "eval_item_chunk", "graph")
+    #: Training fields left out of the identity at these values (an extension at its default).
+    EXTENSION_DEFAULTS = {"patience": 0, "batching": "samples"}
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -111,23 +86,14 @@ class TrainConfig:
         """The fields that define the result, with the dataset by content and
         the split that chooses the epoch. An extension left at its default is
         left out (selection on test, the dissertation's, counts as one), so
-        every run recorded before the extension existed keeps its hash. The
-        sce loss's bucketing is in the identity of every sce run and of no
-        other."""
-        d = {k: v for k, v in dataclasses.asdict(self).items()
-             if k not in self.RUNTIME_FIELDS and not (k in _EXTENSION_DEFAULTS and v == _EXTENSION_DEFAULTS[k])}
-        d.pop("select")
+        every run recorded before the extension existed keeps its hash; each
+        loss option enters by its own rule (:mod:`srs_core.losses.options`)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunFields)
+             if f.name not in self.RUNTIME_FIELDS and f.name != "select"
+             and not (f.name in self.EXTENSION_DEFAULTS and getattr(self, f.name) == self.EXTENSION_DEFAULTS[f.name])}
+        d.update(identity_options(self))
         if selects_on != "test":
             d["select"] = selects_on
-        if self.sampling == "mixed":
-            d["mix"] = self.mix  # part of the result whenever the mixture is used
-        else:
-            d.pop("mix", None)
-        for k in _SCE_DEFAULTS:  # sce's bucketing is part of every sce run and of no other
-            if self.loss == "sce":
-                d[k] = getattr(self, k)
-            else:
-                d.pop(k, None)
         d["dataset"] = dataset_fingerprint
         return d
 
@@ -138,7 +104,7 @@ class TrainConfig:
         default and help, to ``parser`` (``srs train``)."""
         groups: dict[str, argparse._ArgumentGroup] = {}
         for f in dataclasses.fields(cls):
-            spec = dict(f.metadata.get("cli") or {})
+            spec = dict(_cli(f))
             if not spec:
                 continue
             group = spec.pop("group", None)
@@ -152,9 +118,27 @@ class TrainConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
         """The config of parsed ``srs train`` flags (the others keep their defaults)."""
-        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.metadata.get("cli")}
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if _cli(f)}
         given["data"] = str(given["data"])
         return cls(**given)
+
+
+def _cli(f: dataclasses.Field) -> dict:
+    """A field's flag spec: a training field's own, or a loss option's (an
+    option that enters the identity only when changed is an extension)."""
+    if "cli" in f.metadata:
+        return f.metadata["cli"]
+    if "option" in f.metadata:
+        spec = spec_of(f)
+        group = None if spec.identity == "always" else EXTENSIONS_GROUP
+        return {"help": spec.help, "group": group, **spec.cli}
+    return {}
+
+
+#: Everything that defines a run: :class:`RunFields` and every loss's options.
+TrainConfig = with_options("TrainConfig", RunFields, "Everything that defines a run: training's fields "
+                           "(:class:`RunFields`) and every loss's options, declared beside each loss. Defaults follow "
+                           "dissertation Section 4.6.")
 
 
 def check_config(config: "TrainConfig") -> None:
@@ -162,44 +146,17 @@ def check_config(config: "TrainConfig") -> None:
     flag and the fix (called by every :class:`TrainConfig` on creation)."""
     if config.model not in MODELS:
         raise ValueError(f"unknown model {config.model!r}; choose one of {sorted(MODELS)}")
-    if config.loss not in LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r}; choose one of {sorted(LOSSES)}")
+    cls = loss_class(config.loss)
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
-    check_combination(config.loss, config.optimizer)
-    for name in ("epochs", "batch_size", "dim", "negatives", "max_len"):
+    check_combination(config.loss, config.optimizer, dense_gradient=cls.dense_gradient)
+    for name in ("epochs", "batch_size", "dim", "max_len"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
-    if config.sampling not in ("uniform", "popularity", "mixed"):
-        raise ValueError(f"sampling must be 'uniform', 'popularity' or 'mixed', got {config.sampling!r}")
-    if not config.score_scale > 0:
-        raise ValueError(f"score_scale must be positive, got {config.score_scale}")
+    check_settings(config.loss, config)
     if config.score_scale != 1.0 and not config.l2:
         raise ValueError(f"score_scale={config.score_scale} multiplies L2-normalised scores: add --l2 "
                          "(l2=True) or leave the scale at 1")
-    if config.shared_negatives and config.loss not in ("ns", "triplet"):
-        raise ValueError(f"shared_negatives applies to the ns and triplet losses, not {config.loss!r} "
-                         "(sampled_softmax always shares its negatives; ce uses every item)")
-    for name in ("sce_buckets", "sce_bucket_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least 1, got {getattr(config, name)}")
-    if config.loss != "sce" and any(getattr(config, k) != v for k, v in _SCE_DEFAULTS.items()):
-        raise ValueError(f"--sce-buckets and --sce-bucket-size configure --loss sce, not {config.loss!r}: "
-                         "leave them at their defaults")
-    if config.gbce_offset and config.loss != "gbce":
-        raise ValueError(f"--gbce-offset shifts gbce's logits, not {config.loss!r}'s: use --loss gbce or drop it")
-    if config.cce_kernel not in CCE_KERNELS:
-        raise ValueError(f"cce_kernel must be one of {', '.join(CCE_KERNELS)}, got {config.cce_kernel!r}")
-    if config.cce_kernel != "chunked" and config.loss != "cce":
-        raise ValueError(f"--cce-kernel {config.cce_kernel} chooses how cce runs, not {config.loss!r}: "
-                         "use --loss cce or leave --cce-kernel chunked")
-    if config.logq not in LOGQ_MODES:
-        raise ValueError(f"logq must be one of {', '.join(LOGQ_MODES)}, got {config.logq!r}")
-    if config.logq != "single" and config.loss != "sampled_softmax":
-        raise ValueError(f"--logq {config.logq} corrects sampled_softmax's logits, not {config.loss!r}'s: "
-                         "use --loss sampled_softmax or leave --logq single")
-    if not 0.0 <= config.mix <= 1.0:
-        raise ValueError(f"mix must be in [0, 1], got {config.mix}")
     if config.batching not in BATCHINGS:
         raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {config.batching!r}")
     if config.select not in SELECT_MODES:
@@ -209,22 +166,15 @@ def check_config(config: "TrainConfig") -> None:
     if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {config.device!r}")
     if config.device != "auto":  # auto is resolved, and checked, when the run starts
-        ChunkedCrossEntropy.check_device(config.cce_kernel, config.device)
+        cls.check_device(config, config.device)
     if config.graph not in GRAPH_MODES:
         raise ValueError(f"graph must be 'auto', 'on' or 'off', got {config.graph!r}")
     if config.graph == "on":
         from .graph import graph_support
 
-        reason = graph_support(config.loss, config.optimizer, config.cce_kernel)
+        reason = graph_support(config)
         if reason is not None:
             raise ValueError(f"--graph on: {reason}; use --graph auto (graphs where it can) or off")
-
-
-_EXTENSION_DEFAULTS = {"score_scale": 1.0, "shared_negatives": False, "mix": 0.5, "patience": 0, "gbce_t": 0.75,
-                       "gbce_offset": False, "cce_kernel": "chunked",
-                       "logq": "single", "batching": "samples"}
-#: Fields of the sce loss only: in the identity of every sce run, of no other.
-_SCE_DEFAULTS = {"sce_buckets": 8, "sce_bucket_size": 256}
 
 
 def dataset_fingerprint(ds: ProcessedDataset) -> str:

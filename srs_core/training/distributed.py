@@ -1,4 +1,4 @@
-"""Data-parallel training under ``torchrun`` (issue 10).
+"""Data-parallel training under ``torchrun``.
 
 ``torchrun --nproc_per_node K -m srs_core.cli train ...`` starts K processes
 (ranks); :func:`srs_core.training.loop.fit` sees torchrun's environment and trains

@@ -1,4 +1,4 @@
-"""A whole training step in one CUDA graph (issues 6 and 10): forward, loss
+"""A whole training step in one CUDA graph: forward, loss
 with its negative sampling, backward, and both optimizer steps, replayed per
 batch. :func:`srs_core.training.loop.fit` trains with it on CUDA by default
 (``--graph auto``).
@@ -24,9 +24,9 @@ host synchronisation, so the step uses:
   a given generator registered with the graph;
 * a fixed batch shape ``[batch_size, max_len]``: narrower batches are
   right-padded to ``max_len`` with the padding id. A batch of another size
-  (the last, partial batch of an epoch) is not graphed: :meth:`GraphedTrainStep.train_batch`
-  runs the same step on it eagerly (:meth:`GraphedTrainStep.eager`), with the
-  same parameters and optimizer state, so no sample is dropped.
+  (the last, partial batch of an epoch) is not graphed: the same call runs the
+  same step on it eagerly, with the same parameters and optimizer state, so no
+  sample is dropped.
 
 Which pairings can be captured (:func:`graph_support`): every loss but
 ``sce`` with the dense optimizer, and the sampled losses with ``sparse_fast``. SparseAdam
@@ -45,49 +45,48 @@ eagerly, which is how it is tested on CPU.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 
-from srs_core.losses import Loss
-from srs_core.optim import DENSE_GRADIENT_LOSSES, build_optimizer
+from srs_core.losses import Loss, loss_class
+from srs_core.losses.registry import settings_of
+from srs_core.optim import build_optimizer
 
 from .distributed import SINGLE, Dist
 from .step import TrainStep
 
 GRAPH_OPTIMIZERS = ("sparse_fast", "dense")
 #: Encoders whose graphed step a GPU has run (the CUDA tests of
-#: tests/test_optim.py, passed on an H200 in issue 10). ``--graph auto``
+#: tests/test_optim.py, reported passing on an H200 in December 2026). ``--graph auto``
 #: captures only these; ``--graph on`` captures any.
 VERIFIED_MODELS = ("stamp", "srgnn")
 
 
-def graph_support(loss: str, optimizer: str, cce_kernel: str = "chunked") -> str | None:
-    """``None`` when a training step of ``loss`` x ``optimizer`` (and, for
-    ``cce``, its kernel) can be captured in a CUDA graph, else the reason it
-    cannot."""
+def graph_support(settings) -> str | None:
+    """``None`` when a training step of ``settings`` (a config, or anything
+    with its ``loss``, ``optimizer`` and the loss's options) can be captured in
+    a CUDA graph, else the reason it cannot: the optimizer's, or the loss's own
+    (:meth:`srs_core.losses.Loss.graph_reason`)."""
+    optimizer, cls = settings.optimizer, loss_class(settings.loss)
     if optimizer not in GRAPH_OPTIMIZERS:
         return (f"--optimizer {optimizer} (SparseAdam) builds and coalesces sparse gradients, whose sizes the host "
                 f"must read; a graph can capture {' or '.join(GRAPH_OPTIMIZERS)}")
-    if optimizer == "sparse_fast" and loss in DENSE_GRADIENT_LOSSES:
+    if optimizer == "sparse_fast" and cls.dense_gradient:
         return "full cross-entropy reads every item row: graph it with --optimizer dense"
-    if loss == "sce":
-        return ("the sce loss draws float bucket vectors, not the negative ids the graphed step keeps in its static "
-                "buffers, and its graphed step has not been checked on a GPU; train it eagerly (--graph off, or auto, "
-                "which runs it eagerly)")
-    if loss == "cce" and cce_kernel != "chunked":
-        return ("the cut-cross-entropy kernel finds the batch's valid rows with nonzero(), which the host must read; "
-                "a graph cannot capture it (use --cce-kernel chunked to graph cce)")
-    return None
+    return cls.graph_reason(settings)
 
 
 def check_graphable(loss_fn: Loss, optimizer: str, device: torch.device, generator: torch.Generator | None, *,
                     use_graph: bool, warmup: int, batch_size: int, dist: Dist) -> None:
     """Raise a clear ``ValueError`` when a :class:`GraphedTrainStep` cannot be built from these parts."""
-    if optimizer == "sparse_fast" and not loss_fn.sampled and loss_fn.name in DENSE_GRADIENT_LOSSES:
+    if optimizer == "sparse_fast" and loss_fn.dense_gradient:
         raise ValueError(
             f"the {loss_fn.name!r} loss reads every item row; a graphed sparse step needs a sampled loss "
             "(ns, triplet, sampled_softmax), or optimizer='dense'"
         )
-    reason = graph_support(loss_fn.name, optimizer, getattr(loss_fn, "kernel_choice", "chunked"))
+    own = vars(loss_fn.settings or settings_of())  # what the loss was built from
+    reason = graph_support(SimpleNamespace(**{**own, "loss": loss_fn.name, "optimizer": optimizer}))
     if reason is not None:
         raise ValueError(f"this step cannot be graphed: {reason}")
     if use_graph and device.type != "cuda":
@@ -170,11 +169,8 @@ class GraphedTrainStep(TrainStep):
 
     def _load(self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
               negatives: torch.Tensor | None) -> None:
-        if items.shape[0] != self.batch_size or targets.shape[0] != self.batch_size:
-            raise ValueError(
-                f"the graphed step has a fixed batch of {self.batch_size} but got {items.shape[0]}: run a smaller "
-                "batch with step.eager(...), or drop the last partial batch (iter_batches(..., drop_last=True))"
-            )
+        if items.shape[0] != targets.shape[0]:
+            raise ValueError(f"a batch of {items.shape[0]} sessions with {targets.shape[0]} targets")
         width = items.shape[1]
         if width > self.max_len:
             raise ValueError(f"batch width {width} exceeds max_len={self.max_len}; pad_to/max_len must match")
@@ -184,25 +180,32 @@ class GraphedTrainStep(TrainStep):
         self.lengths.copy_(lengths, non_blocking=True)
         self.targets.copy_(targets, non_blocking=True)
         if not self.sample_in_graph:
-            if negatives is None:
-                raise ValueError("built with sample_in_graph=False: pass the negatives")
             self.negatives.copy_(negatives, non_blocking=True)
-        elif negatives is not None:
-            raise ValueError("negatives are drawn inside the graph; build with sample_in_graph=False to pass them")
 
     def _static_step(self) -> torch.Tensor:
         return self._train(self.items, self.lengths, self.targets,
                            None if self.sample_in_graph else self.negatives, fixed_shapes=True)
 
     def __call__(self, items, lengths, targets, negatives=None) -> torch.Tensor:
-        """Train on one batch of ``batch_size``; returns the loss (a device
-        scalar, overwritten by the next call)."""
+        """Train on one batch; returns its loss, a device scalar that later
+        steps leave alone. A batch of ``batch_size`` is replayed from the
+        graph (on CPU, its static-shape step runs eagerly); a smaller one (an
+        epoch's last) runs the same step unshaped, with the same parameters,
+        optimizer state and generator. ``negatives``: only when built with
+        ``sample_in_graph=False``."""
+        if negatives is not None and self.sample_in_graph:
+            raise ValueError("negatives are drawn inside the step; build with sample_in_graph=False to pass them")
+        if negatives is None and not self.sample_in_graph and self.loss_fn.sampled:
+            raise ValueError("built with sample_in_graph=False: pass the negatives")
+        if len(targets) != self.batch_size:
+            self.opt.zero_grad(set_to_none=True)
+            return self._train(items, lengths, targets, negatives, fixed_shapes=False)
         self._load(items, lengths, targets, negatives)
         self.calls += 1
         if not self.use_graph:
             self.opt.zero_grad(set_to_none=True)
             self.loss = self._static_step()
-            return self.loss
+            return self.loss.clone()
         if self.graph is None and self.calls <= self.warmup:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
@@ -214,28 +217,7 @@ class GraphedTrainStep(TrainStep):
         if self.graph is None:
             self._capture()
         self.graph.replay()
-        return self.loss
-
-    replay = __call__
-
-    def eager(self, items, lengths, targets, negatives=None) -> torch.Tensor:
-        """The same step, not graphed, on a batch of any size (the last,
-        partial batch of an epoch): same parameters, optimizer state and
-        generator as the replays. Returns the loss (a fresh device scalar)."""
-        if negatives is not None and self.sample_in_graph:
-            raise ValueError("negatives are drawn inside the step; build with sample_in_graph=False to pass them")
-        if negatives is None and not self.sample_in_graph and self.loss_fn.sampled:
-            raise ValueError("built with sample_in_graph=False: pass the negatives")
-        self.opt.zero_grad(set_to_none=True)
-        return self._train(items, lengths, targets, negatives, fixed_shapes=False)
-
-    def train_batch(self, items, lengths, targets) -> torch.Tensor:
-        """Train on one batch of any size: a full batch is replayed from the
-        graph, a smaller one (an epoch's last) runs the same step eagerly.
-        Returns a loss the next step leaves alone."""
-        if len(targets) == self.batch_size:
-            return self(items, lengths, targets).clone()  # the graph overwrites its loss
-        return self.eager(items, lengths, targets)
+        return self.loss.clone()  # the graph overwrites its loss
 
     def _capture(self) -> None:
         torch.cuda.synchronize(self.device)
@@ -258,4 +240,4 @@ def use_graph(config, device: torch.device, dist: Dist = SINGLE) -> bool:
     if config.graph != "auto":
         return config.graph == "on"
     return (device.type == "cuda" and not dist.active and config.model in VERIFIED_MODELS
-            and graph_support(config.loss, config.optimizer, config.cce_kernel) is None)
+            and graph_support(config) is None)

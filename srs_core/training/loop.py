@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from srs_core.data.dataset import ProcessedDataset, batch_order, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit
-from srs_core.losses import ChunkedCrossEntropy, build_loss
+from srs_core.losses import build_loss, loss_class
 from srs_core.models import build_model
 from srs_core.optim import build_optimizer, embedding_is_sparse
 from srs_core.results import RANKS, ResultsStore, atomic_write_json, atomic_write_ranks, is_complete, read_record
@@ -107,7 +107,7 @@ class Run:
     def __init__(self, config: TrainConfig, run_dir: Path, dist: Dist, device: torch.device, quiet: bool) -> None:
         self.config, self.run_dir, self.dist, self.device, self.quiet = config, run_dir, dist, device, quiet
         bound_heap()  # before the first large block: a step's big transient buffers never fragment the heap
-        ChunkedCrossEntropy.check_device(config.cce_kernel, device)  # before the run directory is made
+        loss_class(config.loss).check_device(config, device)  # before the run directory is made
         self.ds = ProcessedDataset.load(config.data)
         self.identity, self.key = run_key(config, self.ds)
         self.selects_on = config.selects_on(self.ds)
@@ -134,11 +134,7 @@ class Run:
         """The loss, the optimizer and the step that uses them (the graphed step owns its optimizer)."""
         c, dev = self.config, self.device
         opt = None if self.graphed else build_optimizer(self.model, c.optimizer, lr=c.lr)
-        loss_fn = build_loss(c.loss, negatives=c.negatives, margin=c.margin, distribution=c.sampling, alpha=c.alpha,
-                             counts=self.ds.item_counts(), score_scale=c.score_scale,
-                             shared_negatives=c.shared_negatives, mix=c.mix, gbce_t=c.gbce_t, gbce_offset=c.gbce_offset, logq=c.logq,
-                             cce_kernel=c.cce_kernel,
-                             sce_buckets=c.sce_buckets, sce_bucket_size=c.sce_bucket_size, device=dev)
+        loss_fn = build_loss(c.loss, counts=self.ds.item_counts(), device=dev, settings=c)  # the loss reads its own options
         self.loss_kernel = getattr(loss_fn, "kernel", None)
         self.np_gen = np.random.default_rng(c.seed)
         self.torch_gen = torch.Generator(device=dev)
@@ -193,7 +189,7 @@ class Run:
         # the loss is summed as the epoch goes (on the device, no host sync): nothing a step makes outlives it
         total, steps = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for batch in progress(self.batches(), self.n_batches, desc=f"epoch {epoch}", disable=self.quiet, leave=False):
-            total += self.step.train_batch(*batch)
+            total += self.step(*batch)
             steps += 1
         mean_loss = total / steps if steps else torch.tensor(float("nan"))
         if self.dist.active:

@@ -67,18 +67,9 @@ class TrainStep:
         self.opt.step()
         return loss.detach()
 
-    def __call__(self, items, lengths, targets) -> torch.Tensor:
-        """Train on one batch (any size); returns the loss, a device scalar."""
-        self.opt.zero_grad(set_to_none=True)
-        return self._train(items, lengths, targets, None, fixed_shapes=False)
-
-    eager = __call__
-
-    def train_with(self, items, lengths, targets, negatives: torch.Tensor | None) -> torch.Tensor:
-        """Train on one batch with the given ``negatives`` (equivalence checks)."""
+    def __call__(self, items, lengths, targets, negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """Train on one batch (any size); returns the loss, a device scalar
+        that later steps leave alone. ``negatives`` (equivalence checks) are
+        used instead of a fresh draw."""
         self.opt.zero_grad(set_to_none=True)
         return self._train(items, lengths, targets, negatives, fixed_shapes=False)
-
-    def train_batch(self, items, lengths, targets) -> torch.Tensor:
-        """Train on one batch of any size; returns a loss the next step leaves alone."""
-        return self(items, lengths, targets)
