@@ -8,6 +8,8 @@ Examples::
     srs train --data data/digi --model stamp --loss ns --optimizer sparse --l2 --output runs/stamp-ns
     srs baseline --data data/digi --name transition
     srs convert-session-rec --input yoochoose-clicks-100k_train_full.txt --output yoochoose-clicks.dat
+    srs recommend --run runs/stamp-ns --data data/digi --session "214 87 3301"
+    srs export --run runs/stamp-ns --data data/digi --output exports/stamp-ns
 """
 from __future__ import annotations
 
@@ -143,7 +145,65 @@ def build_parser() -> argparse.ArgumentParser:
                     help="set a hyperparameter (repeatable), e.g. --param k=200 --param sample_size=1000; "
                     "see srs_core.baselines for each baseline's parameters and defaults")
     pb.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr = sub.add_parser("recommend", help="the top-k items for sessions, from a trained run",
+                        description="Rank every item for each session with a complete `srs train` run (its weights at "
+                        "the chosen epoch) and print or write the top-k, in the dataset's raw item ids. Items the model "
+                        "does not know are dropped from a session; a session with none gets the most popular items.")
+    pr.add_argument("--run", required=True, type=Path, help="the run directory (srs train --output)")
+    pr.add_argument("--data", required=True, type=Path, help="the processed dataset the run was trained on")
+    one = pr.add_mutually_exclusive_group(required=True)
+    one.add_argument("--session", help='one session: raw item ids separated by spaces, e.g. "214 87 3301"')
+    one.add_argument("--input", type=Path, help="sessions: one a line (item ids separated by spaces), or a CSV with "
+                     "a header naming a session column, an item column and optionally a time column")
+    pr.add_argument("--output", type=Path, help="with --input: the CSV to write (session,rank,item,score,dropped,"
+                    "fallback), atomically")
+    pr.add_argument("--k", type=int, default=20, help="items per session (default 20)")
+    pr.add_argument("--exclude-seen", action="store_true", help="leave out the items the session already holds")
+    pr.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pe = sub.add_parser("export", help="write a trained run as a self-contained artifact",
+                        description="Write the run's encoder (TorchScript), its item matrix, the raw-id table, the "
+                        "most popular items and a reader script that needs only torch and numpy (DIR/recommend.py).")
+    pe.add_argument("--run", required=True, type=Path, help="the run directory (srs train --output)")
+    pe.add_argument("--data", required=True, type=Path, help="the processed dataset the run was trained on")
+    pe.add_argument("--output", required=True, type=Path, help="the folder to write (atomically)")
     return p
+
+
+def _recommend(args) -> None:
+    """``srs recommend``: a table for one session, or a CSV for a file of them."""
+    from tqdm.auto import tqdm
+
+    from srs_core.recommend import RecommendError, Recommender, read_sessions, summary, write_recommendations
+
+    if args.input is not None and args.output is None:
+        raise RecommendError("--input needs --output, the CSV to write")
+    if args.session is not None:
+        names, sessions = ["1"], [args.session.replace(",", " ").split()]
+        if not sessions[0]:
+            raise RecommendError("--session is empty: give raw item ids separated by spaces")
+    else:
+        names, sessions = read_sessions(args.input)
+    rec = Recommender.from_run(args.run, args.data, device=args.device)
+    block = 4096
+    recs = []
+    for lo in tqdm(range(0, len(sessions), block), desc="sessions", disable=args.quiet or args.session is not None,
+                   unit_scale=block):
+        recs += rec.recommend(sessions[lo:lo + block], k=args.k, exclude_seen=args.exclude_seen)
+    if args.session is not None:
+        r = recs[0]
+        note = ("no item of the session is known to the model: the most popular items" if r.fallback else
+                f"{len(r.known)} known item(s)" + (f", {r.dropped} unknown item(s) left out" if r.dropped else ""))
+        print(f"top {len(r.items)} for the session ({note}):")
+        print(f"{'rank':>4}  {'item':>12}  score")
+        for rank, (item, score) in enumerate(zip(r.items, r.scores), 1):
+            print(f"{rank:>4}  {item:>12}  {'' if score != score else f'{score:.4f}'}")
+        return
+    write_recommendations(args.output, names, recs)
+    n = summary(recs)
+    print(f"wrote the top {args.k} of {n['sessions']:,} sessions to {args.output} ({n['fallback']:,} answered with the "
+          f"most popular items; {n['dropped_items']:,} unknown items left out)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"epoch {e['epoch']}: P@20 {e['p_at_20']:.4f}  MRR@20 {e['mrr_at_20']:.4f}  "
                       f"train {e['train_seconds']:.1f}s")
             print(f"best epoch {rec['best']['epoch']}: MRR@20 {rec['best']['mrr_at_20']:.4f}; record in {args.output / 'result.json'}")
+        elif args.command == "recommend":
+            _recommend(args)
+        elif args.command == "export":
+            from srs_core.export import export_run
+
+            out = export_run(args.run, args.data, args.output)
+            print(f"wrote {out}: run `python {out / 'recommend.py'} --session \"...\"` (needs only torch and numpy)")
         elif args.command == "baseline":
             from srs_core.baselines import baseline_params, evaluate_baseline
             from srs_core.data.dataset import ProcessedDataset

@@ -15,6 +15,9 @@ import torch
 from srs_core.results import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pt"
+#: The model's weights at the run's chosen epoch (what its test metrics were read
+#: from, and what :mod:`srs_core.recommend` serves), beside the checkpoint.
+CHOSEN_WEIGHTS = "model.pt"
 
 
 def rng_state(np_gen: np.random.Generator, torch_gen: torch.Generator) -> dict:
@@ -39,6 +42,13 @@ def save_checkpoint(path: Path, model, opt, np_gen, torch_gen, epochs: list[dict
     buf = io.BytesIO()
     torch.save({"config_hash": key, "epoch": epochs[-1]["epoch"], "epochs": epochs, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "rng": rng_state(np_gen, torch_gen)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_weights(path: Path, model, epoch: int, key: str) -> None:
+    """The model's weights as they are after ``epoch``, written atomically."""
+    buf = io.BytesIO()
+    torch.save({"config_hash": key, "epoch": epoch, "model": model.state_dict()}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -11,7 +11,9 @@ itself, as the dissertation did. It writes
 * ``run_dir/checkpoint.pt`` after every epoch (model, optimizer, RNG states),
 * ``run_dir/result.json``, the run record (see :mod:`srs_core.results`),
 * ``run_dir/ranks.npy``, the rank of every test target at the chosen epoch
-  (int32, in the order of the test split's samples), for paired statistics.
+  (int32, in the order of the test split's samples), for paired statistics;
+* ``run_dir/model.pt``, the model's weights at the chosen epoch (what
+  :mod:`srs_core.recommend` serves).
 
 A run killed at any moment and started again with the same config resumes
 from its last completed epoch; on CPU it ends with the same metrics as an
@@ -53,7 +55,8 @@ from srs_core.optim import build_optimizer, embedding_is_sparse
 from srs_core.results import RANKS, ResultsStore, atomic_write_json, atomic_write_ranks, is_complete, read_record
 
 from . import distributed
-from .checkpoint import CHECKPOINT, load_optimizer_state, read_checkpoint, restore_rng, save_checkpoint
+from .checkpoint import (CHECKPOINT, CHOSEN_WEIGHTS, load_optimizer_state, read_checkpoint, restore_rng,
+                         save_checkpoint, save_weights)
 from .config import SELECT_MODES, TrainConfig, run_key
 from .distributed import Dist
 from .evaluate import evaluate
@@ -271,18 +274,21 @@ def _train(run: Run, force: bool) -> dict:
         # every rank keeps rank 0's record of the epoch, so all stop together
         epochs.append(distributed.broadcast({"epoch": epoch, "loss": loss, "train_seconds": train_seconds,
                                              "eval_seconds": eval_seconds, **metrics}, dist))
-        # ranks of a newly chosen epoch, then the checkpoint, then the record: a kill between any two
-        # loses nothing (resume trusts the checkpoint, and a retrained epoch ranks the same)
+        # ranks and weights of a newly chosen epoch, then the checkpoint, then the record: a kill between
+        # any two loses nothing (resume trusts the checkpoint, and a retrained epoch ranks the same)
         if dist.main:
-            if ranks is not None and best_epoch(epochs, on)["epoch"] == epoch:
-                atomic_write_ranks(run_dir / RANKS, ranks)
+            if best_epoch(epochs, on)["epoch"] == epoch:
+                if ranks is not None:
+                    atomic_write_ranks(run_dir / RANKS, ranks)
+                save_weights(run_dir / CHOSEN_WEIGHTS, run.model, epoch, run.key)
             run.save_checkpoint(epochs)
             record.update(epochs=epochs, best=best_epoch(epochs, on), **peak_memory(device))
             atomic_write_json(run_dir / "result.json", record)
 
     record.update(status="complete", epochs=epochs, best=best_epoch(epochs, on), stopped_epoch=epochs[-1]["epoch"] if
                   epochs else 0, stopped_early=stopped_early(epochs, config.patience, on),
-                  ranks=RANKS if (run_dir / RANKS).is_file() else None, **peak_memory(device))
+                  ranks=RANKS if (run_dir / RANKS).is_file() else None,
+                  weights=CHOSEN_WEIGHTS if (run_dir / CHOSEN_WEIGHTS).is_file() else None, **peak_memory(device))
     if dist.main:
         atomic_write_json(run_dir / "result.json", record)
     return record
