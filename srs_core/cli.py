@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--k", type=int, default=20, help="items per session (default 20)")
     pr.add_argument("--exclude-seen", action="store_true", help="leave out the items the session already holds")
     pr.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    pr.add_argument("--index", default="exact", choices=["exact", "ivf", "hnsw"],
+                    help="exact (default): every item is scored; ivf or hnsw: an approximate inner-product index "
+                    "(needs faiss: pip install faiss-cpu)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     pe = sub.add_parser("export", help="write a trained run as a self-contained artifact",
@@ -185,7 +188,7 @@ def _recommend(args) -> None:
             raise RecommendError("--session is empty: give raw item ids separated by spaces")
     else:
         names, sessions = read_sessions(args.input)
-    rec = Recommender.from_run(args.run, args.data, device=args.device)
+    rec = Recommender.from_run(args.run, args.data, device=args.device, index=args.index)
     block = 4096
     recs = []
     for lo in tqdm(range(0, len(sessions), block), desc="sessions", disable=args.quiet or args.session is not None,

@@ -16,7 +16,9 @@ item for each session:
   so the position of an item is never better than the rank
   :mod:`srs_core.metrics` gives it (equal, where there is no tie);
 * scores are the ones evaluation ranks by: the inner product of the session
-  and item vectors, L2-normalised where the run was trained with ``--l2``.
+  and item vectors, L2-normalised where the run was trained with ``--l2``;
+* ``index="ivf"`` or ``"hnsw"`` answers from an approximate inner-product
+  index instead (:mod:`srs_core.ann`, with faiss installed).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srs_core.ann import ItemIndex
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.models import build_model
 from srs_core.optim import embedding_is_sparse
@@ -72,7 +75,7 @@ class Recommender:
     """A trained session encoder and its catalogue, ready to rank (module text)."""
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, ds: ProcessedDataset, *,
-                 device: torch.device | str = "cpu", item_chunk: int = 65536) -> None:
+                 device: torch.device | str = "cpu", item_chunk: int = 65536, index: str = "exact") -> None:
         self.model, self.config, self.ds = model.to(device).eval(), config, ds
         self.device, self.item_chunk = torch.device(device), int(item_chunk)
         raw = (Path(ds.path) / "item_ids.txt").read_text(encoding="utf-8").split("\n")
@@ -83,9 +86,11 @@ class Recommender:
         self.popular = np.argsort(-counts[1:], kind="stable") + 1  # internal ids, most popular first
         with torch.no_grad():
             self.candidates = all_items(self.model.item_embedding, config.l2).detach()  # rows of items 1..N
+        self.ann = None if index == "exact" else ItemIndex(self.candidates.cpu().numpy(), index)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, data_dir: str | Path, *, device: str = "cpu") -> "Recommender":
+    def from_run(cls, run_dir: str | Path, data_dir: str | Path, *, device: str = "cpu",
+                 index: str = "exact") -> "Recommender":
         """The recommender of a complete ``srs train`` run over its processed dataset."""
         run_dir, data_dir = Path(run_dir), Path(data_dir)
         record = read_record(run_dir) if run_dir.is_dir() else None
@@ -103,7 +108,7 @@ class Recommender:
         config = TrainConfig(**{**fields, "data": str(data_dir), "device": "cpu"})
         model = build_model(config.model, ds.n_items, dim=config.dim, sparse=embedding_is_sparse(config.optimizer))
         model.load_state_dict(load_weights(run_dir, record))
-        return cls(model, config, ds, device=device)
+        return cls(model, config, ds, device=device, index=index)
 
     # -- input --------------------------------------------------------------------
     def encode(self, session) -> tuple[list[int], int]:
@@ -127,7 +132,15 @@ class Recommender:
         internal ids (each non-empty), exact over all items (:func:`srs_core.serving.top_items`)."""
         items, lengths = pad_sessions(sessions, self.config.max_len)
         s = prepare_session(self.model(items.to(self.device), lengths.to(self.device)), self.config.l2)
-        return top_items(s, self.candidates, k, seen=sessions if exclude_seen else None, chunk=self.item_chunk)
+        if self.ann is None:
+            return top_items(s, self.candidates, k, seen=sessions if exclude_seen else None, chunk=self.item_chunk)
+        extra = max(len(x) for x in sessions) if exclude_seen else 0  # room for the session's own items
+        ids, scores = self.ann.search(s.cpu().numpy(), k + extra)
+        if exclude_seen:
+            keep = [[j for j, i in enumerate(row) if i not in set(sess)][:k] for row, sess in zip(ids, sessions)]
+            ids = np.array([row[kept] for row, kept in zip(ids, keep)])
+            scores = np.array([row[kept] for row, kept in zip(scores, keep)])
+        return ids, scores
 
     def recommend(self, sessions, k: int = 20, exclude_seen: bool = False,
                   batch_size: int = 256) -> list[Recommendation]:

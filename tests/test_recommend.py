@@ -11,6 +11,7 @@ from srs_core.cli import main
 from srs_core.data import ProcessedDataset
 from srs_core.export import export_run
 from srs_core.recommend import RecommendError, Recommender, read_sessions
+from srs_core.serving import pad_sessions
 from srs_core.training import TrainConfig, fit
 from srs_core.training.evaluate import evaluate
 
@@ -140,3 +141,29 @@ def test_bad_runs_datasets_and_inputs_get_one_line(run, tmp_path, capsys, tiny_d
     with pytest.raises(RecommendError, match="k must be at least 1"):
         Recommender.from_run(run_dir, data).recommend([["1"]], k=0)
     assert torch.get_num_threads() >= 1
+
+
+def test_an_approximate_index_is_optional_and_close_to_the_exact_top_20(run, monkeypatch):
+    from srs_core import ann
+
+    run_dir, data = run
+    exact = Recommender.from_run(run_dir, data)
+    sessions = [exact.raw_ids[[i, i + 1, i + 5]].tolist() for i in range(0, 300, 3)]
+    want = np.array([r.items for r in exact.recommend(sessions, k=20)])
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "faiss", None)  # as where faiss is not installed
+        with pytest.raises(ValueError, match="pip install faiss-cpu"):
+            Recommender.from_run(run_dir, data, index="hnsw")
+    pytest.importorskip("faiss")
+    approx = Recommender.from_run(run_dir, data, index="hnsw")
+    got = np.array([r.items for r in approx.recommend(sessions, k=20)])
+    assert ann.recall_at_k(got, want) >= 0.9
+    seen = approx.recommend(sessions[:5], k=20, exclude_seen=True)
+    assert all(not set(s) & set(r.items) for s, r in zip(sessions, seen))
+    # an IVF index that probes every cell scores every item: it must return the exact top 20
+    vectors = torch.nn.functional.normalize(exact.model(*pad_sessions([exact.encode(s)[0] for s in sessions], 25)), dim=-1)
+    full = ann.ItemIndex(exact.candidates.numpy(), "ivf", nlist=16, nprobe=16)
+    ids, _ = full.search(vectors.detach().numpy(), 20)
+    assert ann.recall_at_k(exact.raw_ids[ids - 1], want) == 1.0
+    assert 0 < ann.recall_at_k(np.array([r.items for r in Recommender.from_run(run_dir, data, index="ivf")
+                                         .recommend(sessions, k=20)]), want) <= 1.0

@@ -45,6 +45,7 @@ NOTEBOOKS = [
     "08-real-diginetica",
     "04-scaling",
     "05-figures",
+    "using-a-trained-model",
 ]
 PROFILES = ("ci", "default", "full")
 
