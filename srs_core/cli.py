@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _recommend(args) -> None:
     """``srs recommend``: a table for one session, or a CSV for a file of them."""
-    from tqdm.auto import tqdm
+    from srs_core.progress import tqdm
 
     from srs_core.recommend import RecommendError, Recommender, read_sessions, summary, write_recommendations
 

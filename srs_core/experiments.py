@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 from srs_core.data.dataset import ProcessedDataset
 from srs_core.data.integrity import DatasetError

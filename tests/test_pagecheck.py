@@ -21,7 +21,8 @@ def test_a_page_with_its_figures_passes(tmp_path):
     (tmp_path / "img.png").write_bytes(PNG * 10)
     (tmp_path / "r.html").write_text(page('<figure id="fig-a"><img src="img.png"><figcaption>a</figcaption></figure>'))
     assert pagecheck.check_page(tmp_path, "r.html", ["fig-a"]) == []
-    assert (tmp_path / "r.screenshot.png").stat().st_size > 0
+    assert pagecheck.screenshot_path(tmp_path, "r.html").stat().st_size > 0
+    assert not list(tmp_path.glob("*.png")) or all(p.name == "img.png" for p in tmp_path.glob("*.png"))
 
 
 def test_missing_figures_and_broken_images_are_reported(tmp_path):
@@ -33,4 +34,5 @@ def test_missing_figures_and_broken_images_are_reported(tmp_path):
     assert any("gone.png is missing" in p for p in problems)
     assert any("'fig-c' not on the page" in p for p in problems)
     assert pagecheck.check_page(tmp_path, "nope.html", []) == ["nope.html: page missing"]
+
 

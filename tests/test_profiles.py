@@ -53,9 +53,13 @@ def test_the_book_folds_every_code_cell(tmp_path):
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         bare = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "hide-input" not in c.metadata.get("tags", [])]
         assert not bare, (name, bare)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
-                                         nbformat.v4.new_markdown_cell("text")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}),
+                                         nbformat.v4.new_markdown_cell("text"),
+                                         nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(x)")])
     nbformat.write(nb, tmp_path / "n.ipynb")
     fold_code(tmp_path / "n.ipynb")
     cells = nbformat.read(tmp_path / "n.ipynb", as_version=4).cells
-    assert cells[0].metadata["tags"] == ["injected-parameters", "hide-input"] and "tags" not in cells[1].metadata
+    assert cells[1].metadata["tags"] == ["injected-parameters", "hide-input"] and "tags" not in cells[2].metadata
+    assert "remove-cell" in cells[0].metadata["tags"]  # one parameter cell on the page: the one that ran
+    assert "remove-cell" in cells[3].metadata["tags"]  # the regression check stays in the notebook, off the page

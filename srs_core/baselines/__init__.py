@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 from ..data.dataset import ProcessedDataset, Split
 from ..metrics import RankAccumulator

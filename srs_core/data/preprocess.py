@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 from .. import __version__
 from .dataset import Split

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 #: Columns of the events table every reader returns.
 EVENT_COLUMNS = ("session", "item", "time", "order")

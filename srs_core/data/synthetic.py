@@ -60,7 +60,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 from .preprocess import default_valid_days, preprocess_events, write_processed
 from .readers import make_events

@@ -62,7 +62,12 @@ def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
     appears only when the run succeeded (temporary file, then rename)."""
     import papermill as pm
 
+    import os
+
+    from srs_core.progress import ENV, LOG
+
     tmp = nb_out.with_name(f".{nb_out.stem}.partial.ipynb")
+    os.environ[ENV] = LOG  # the kernel inherits it: its progress goes to this log as text, not onto the page
     pm.execute_notebook(str(nb_in), str(tmp), parameters=parameters, cwd=str(ROOT), kernel_name="python3",
                         progress_bar=False)
     fold_code(tmp)
@@ -70,15 +75,23 @@ def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
 
 
 def fold_code(path: Path) -> None:
-    """Tag every code cell ``hide-input`` (papermill's injected-parameters
-    cell included), so the book shows results first and folds the code."""
+    """Ready an executed notebook for its page: every code cell is tagged
+    ``hide-input`` (papermill's injected-parameters cell included), so the
+    book shows results first and folds the code; the regression check
+    (``NBVAL_CHECK_OUTPUT``) is tagged ``remove-cell``, kept in the notebook
+    for nbval and left off the page; and where papermill injected this
+    build's parameters, the notebook's own defaults are left off too, so the
+    page shows one parameter cell, the one that ran."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     for cell in (c for c in nb.cells if c.cell_type == "code"):
         tags = cell.metadata.setdefault("tags", [])
-        if "hide-input" not in tags:
-            tags.append("hide-input")
+        extra = ["hide-input"]
+        if "NBVAL_CHECK_OUTPUT" in cell.source or (injected and "parameters" in tags):
+            extra.append("remove-cell")
+        tags.extend(t for t in extra if t not in tags)
     nbformat.write(nb, path)
 
 

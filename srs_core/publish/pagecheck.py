@@ -4,8 +4,9 @@
 listed in ``EXPECTED`` with Debian's ``chromium`` (offline flags), reads the
 DOM after scripts ran, and checks that the expected figures are there as
 ``<img>`` elements whose files exist and are non-empty PNGs. It also saves a
-screenshot of each page next to the HTML (``*.screenshot.png``) for a
-person to look at. Exit status 1 names every missing figure.
+screenshot of each page for a person to look at, beside the HTML folder
+(``screenshots/``), never among the published files. Exit status 1 names
+every missing figure.
 """
 from __future__ import annotations
 
@@ -46,12 +47,19 @@ def render(page: Path, *extra: str) -> str:
     return res.stdout
 
 
+def screenshot_path(html_root: Path, rel: str) -> Path:
+    """Where the screenshot of page ``rel`` goes: beside the HTML folder, not in it."""
+    return Path(html_root).parent / "screenshots" / (rel.replace("/", "__").removesuffix(".html") + ".png")
+
+
 def check_page(html_root: Path, rel: str, labels: list[str]) -> list[str]:
     page = html_root / rel
     if not page.is_file():
         return [f"{rel}: page missing"]
     dom = render(page, "--dump-dom")
-    render(page, f"--screenshot={page.with_suffix('.screenshot.png')}", "--window-size=1280,2400")
+    shot = screenshot_path(html_root, rel)
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    render(page, f"--screenshot={shot}", "--window-size=1280,2400")
     problems = []
     imgs = re.findall(r'<img[^>]*src="([^"]+)"', dom)
     for src in imgs:

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 from srs_core.data.dataset import ProcessedDataset, batch_order, iter_batches, n_batches
 from srs_core.data.device import DeviceSplit

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from srs_core.progress import tqdm
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates
 
