@@ -156,7 +156,7 @@ def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
     """The part of a configuration its step time depends on: the loss, dense or
     row-sparse updates (``sparse`` and ``sparse_fast`` make the same update;
     ``benchmarks/bench_losses.py`` times ``sparse_fast``, the faster), and what
-    the loss declares (:meth:`srs_core.losses.Loss.cost_key`: L2 for the
+    the loss declares (:meth:`srs_core.losses.base.Loss.cost_key`: L2 for the
     full-catalogue losses, the negatives' source and count for the sampled
     ones, a kernel or buckets). ``fields`` may leave out options at their
     defaults; L2 defaults to off. Two configurations with the same key cost
@@ -170,7 +170,7 @@ def cost_key(loss: str, optimizer: str, fields: dict) -> tuple:
 def step_ms_at(bench, loss: str, optimizer: str, fields: dict, n_items: int) -> float:
     """The median step time (ms) that ``bench`` (``benchmarks/bench_losses.py``'s
     CSV as a table, with its ``fields`` column) measured for a configuration of
-    the same :func:`cost_key` at ``n_items`` items; NaN if none was measured."""
+    the same :func:`cost_key` at ``n_items`` items; ``NaN`` if none was measured."""
     want = cost_key(loss, optimizer, fields)
     if bench is None or "fields" not in bench:
         return float("nan")

@@ -75,18 +75,19 @@ def _range(values) -> str:
 # -- I ---------------------------------------------------------------------------
 
 
-def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense") -> Claim:
+def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense", what: str = "step") -> Claim:
     """I. From the scaling benchmark (``n_items``, ``loss``, ``optimizer``,
     ``median_ms``): the log-log slope of ``loss``'s step time over the
     catalogue size, read only from at least ``MIN_SIZES`` sizes spanning
-    ``MIN_SPAN`` x (else "too small to tell")."""
+    ``MIN_SPAN`` x (else "too small to tell"). ``what`` names the timed unit
+    (a training step, or an epoch's cost per 1,000 samples)."""
     rows = scaling[(scaling.loss == loss) & (scaling.optimizer == optimizer)].sort_values("n_items")
     n, t = rows.n_items.to_numpy(float), rows.median_ms.to_numpy(float)
     numbers = {"sizes": len(n), "n_min": float(n.min()) if len(n) else math.nan,
                "n_max": float(n.max()) if len(n) else math.nan}
     if len(n) < MIN_SIZES or n.max() / n.min() < MIN_SPAN:
         return Claim("I", "too small to tell",
-                     f"This build timed cross-entropy's step at {len(n)} catalogue size(s)"
+                     f"This build timed cross-entropy's {what} at {len(n)} catalogue size(s)"
                      + (f" ({int(n.min()):,} to {int(n.max()):,} items)" if len(n) else "")
                      + f"; a growth rate needs at least {MIN_SIZES} sizes spanning {MIN_SPAN:g}x, so it is too small "
                        "to tell how the cost grows.", numbers)
@@ -95,7 +96,7 @@ def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense"
     word = ("grows about linearly" if slope >= LINEAR else "grows" if slope >= GROWS else
             "grows slowly" if slope >= FLAT else "does not grow")
     return Claim("I", word,
-                 f"Cross-entropy's training step {word} with the catalogue: from {t[0]:.1f} ms at {int(n[0]):,} items "
+                 f"Cross-entropy's training {what} {word} with the catalogue: from {t[0]:.1f} ms at {int(n[0]):,} items "
                  f"to {t[-1]:.1f} ms at {int(n[-1]):,}, a log-log slope of {slope:.2f} over {len(n)} sizes "
                  "(1 would be linear).", numbers)
 
@@ -137,8 +138,10 @@ def _count_text(c: dict) -> str:
 def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
     """II-acc. ``intervals`` has one row per model x loss (its setting chosen
     on validation against cross-entropy chosen the same way) with
-    ``mrr_ratio``, ``mrr_lo``, ``mrr_hi`` and ``mrr_verdict``: "holds" when
-    every comparison beats or matches, "fails" when every one trails, "partly"
+    ``mrr_ratio``, ``mrr_lo``, ``mrr_hi`` and ``mrr_verdict`` (and, where
+    present, ``p_ratio`` and ``p_verdict``: the sentence then also counts the
+    P@20 verdicts; the word is MRR@20's): "holds" when every comparison beats
+    or matches, "fails" when every one trails, "partly"
     when some trail, "mostly" when none trails, some beat or match and the
     rest are inconclusive, and "inconclusive" when every one is."""
     rows = intervals[intervals.mrr_verdict != "n/a"]
@@ -157,8 +160,16 @@ def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
             "inconclusive": "the test day was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
     return Claim("II-acc", word,
                  f"On {where}, {lead}: of {n} comparisons of MRR@20, {_count_text(c)} "
-                 f"(ratios {_range(rows.mrr_ratio)}).", {"n": n, **c, "min": float(rows.mrr_ratio.min()),
-                                                        "max": float(rows.mrr_ratio.max())})
+                 f"(ratios {_range(rows.mrr_ratio)}){_on_p(rows)}.", {"n": n, **c, "min": float(rows.mrr_ratio.min()),
+                                                                    "max": float(rows.mrr_ratio.max())})
+
+
+def _on_p(rows: pd.DataFrame) -> str:
+    """The same comparisons read on P@20, where the table has them (the verdict word is MRR@20's)."""
+    if "p_verdict" not in rows or not (rows.p_verdict != "n/a").any():
+        return ""
+    p = rows[rows.p_verdict != "n/a"]
+    return f"; on P@20, {_count_text(_counts(p.p_verdict))} (ratios {_range(p.p_ratio)})"
 
 
 def l2_alone(l2_vs_ce: pd.DataFrame, losses_vs_l2: pd.DataFrame, where: str) -> Claim:
@@ -175,7 +186,8 @@ def l2_alone(l2_vs_ce: pd.DataFrame, losses_vs_l2: pd.DataFrame, where: str) -> 
     ca, cb = _counts(a.mrr_verdict), _counts(b.mrr_verdict)
     numbers = {"l2_min": float(a.mrr_ratio.min()), "l2_max": float(a.mrr_ratio.max()), **{f"l2_{k}": v for k, v in ca.items()},
                **{f"loss_{k}": v for k, v in cb.items()}}
-    l2_text = f"L2 alone changed cross-entropy's MRR@20 by a ratio of {_range(a.mrr_ratio)} ({_count_text(ca)})"
+    l2_text = (f"L2 alone changed cross-entropy's MRR@20 by a ratio of {_range(a.mrr_ratio)} ({_count_text(ca)}"
+               f"{_on_p(a)})")
     if ca["beats"] == 0 and ca["inconclusive"] == 0:
         return Claim("III", "holds", f"On {where}, {l2_text}: L2 alone does not raise cross-entropy, so it does not "
                      "explain what the scalable losses reach.", numbers)

@@ -25,7 +25,7 @@ from srs_core.losses import LOSSES, is_extension as _is_extension, loss_class, o
 from srs_core.losses.registry import owners, settings_of
 from srs_core.training import TrainConfig
 
-#: The loss every comparison is made against: full cross-entropy, the dissertation's traditional method.
+#: The loss every comparison is made against, full cross-entropy (the dissertation's traditional method).
 REFERENCE = "ce"
 #: The dissertation's setting for a sampled loss (Sections 4.1-4.2, Experiment II).
 DISSERTATION = {"l2": True, "sampling": "uniform", "negatives": 100, "score_scale": 1.0, "shared_negatives": False}
@@ -93,7 +93,7 @@ def variant(config: dict) -> str:
     dissertation's setting (``"ns"``, ``"ns, no L2"``, ``"ns, S=10, popularity"``;
     for the losses published since: ``"sampled_softmax, S=10, popularity, logQ mixed"``,
     ``"gbce, no L2, k=256, t=0.9"``, ``"sce, 16x256 buckets"``); each loss
-    names its own options (:meth:`srs_core.losses.Loss.describe`), and a
+    names its own options (:meth:`srs_core.losses.base.Loss.describe`), and a
     batching other than the dissertation's is named last (``"ce, buckets batching"``)."""
     loss = config.get("loss", "-")
     if loss not in LOSSES:
@@ -113,7 +113,7 @@ def variant(config: dict) -> str:
 
 def is_recent(config: dict) -> bool:
     """Whether a run uses a loss published since the dissertation (gBCE, CCE,
-    SCE, or sampled softmax with a per-source logQ: :meth:`srs_core.losses.Loss.is_recent`).
+    SCE, or sampled softmax with a per-source logQ: :meth:`srs_core.losses.base.Loss.is_recent`).
     The dissertation's claims rest on its own losses; these are compared in 07-beyond."""
     loss = config.get("loss")
     return loss in LOSSES and LOSSES[loss].is_recent(_settings(config))
@@ -128,7 +128,7 @@ def compare(runs: pd.DataFrame, reference: str = REFERENCE,
             metrics: tuple[str, ...] = ("mrr_at_20", "p_at_20", "valid_mrr_at_20"),
             group: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
     """One row per ``group`` x ``variant``: for each metric its mean and sd
-    over seeds (NaN sd for one seed: a spread needs two) and the ratio of its
+    over seeds (``NaN`` sd for one seed: a spread needs two) and the ratio of its
     mean to the ``reference`` variant's mean in the same group; plus the
     number of seeds."""
     group = list(group)

@@ -21,7 +21,7 @@ from srs_core.losses import option_fields
 from srs_core.results import RANKS, ResultsStore, atomic_write_ranks, config_hash, is_complete
 from srs_core.training import TrainConfig, best_epoch, dataset_fingerprint, run_in_store, run_key
 
-#: Every loss option and its default: one column each in :func:`summarise`'s rows.
+#: Every loss option and its default, one column each in the rows of :func:`summarise`.
 OPTION_DEFAULTS = {name: f.default for name, f in option_fields().items()}
 #: The dissertation's Table 3 (da Veiga 2023, Section 4.5.5), as published.
 TABLE3_PUBLISHED = {
@@ -257,7 +257,7 @@ def ranks_of(work_dir: str | Path, config_hash: str) -> np.ndarray | None:
 def item_alignment(work_dir: str | Path, config_hash: str) -> float:
     """How much the item vectors of run ``config_hash`` point one way, at its
     last checkpointed epoch: the length of the mean of the unit item vectors
-    (0 when they spread evenly, 1 when all point the same way; NaN without a
+    (0 when they spread evenly, 1 when all point the same way; ``NaN`` without a
     checkpoint). Used to diagnose a loss that turns every item away from every
     session (gBCE without its offset, notebook 07-beyond)."""
     import torch
@@ -370,6 +370,7 @@ def summarise(records: list[dict]) -> pd.DataFrame:
             "batching": c.get("batching", "samples"),
             "epochs_run": len(epochs),
             "n_items": r.get("n_items"),
+            "n_train_samples": (r.get("dataset_stats") or {}).get("n_train_samples"),
             "best_epoch": r["best"]["epoch"],
             "selected_on": r.get("selected_on", "test"),
             "valid_mrr_at_20": r["best"].get("valid_mrr_at_20", float("nan")),
@@ -415,7 +416,7 @@ def with_fields(cfgs: list[TrainConfig], **fields) -> list[TrainConfig]:
 
 def shown(value, spec: str = ".2f") -> str:
     """``value`` formatted for a sentence of the book, or "–" when it was not
-    measured (NaN or None), so that no page prints "nan"."""
+    measured (``NaN`` or ``None``), so that no page prints a missing value."""
     import math
 
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -2,19 +2,18 @@
 
 ``srs export --run RUN --data DATA --output DIR`` writes:
 
-``encoder.pt``     the session encoder as TorchScript, traced from the run's
-                   weights at its chosen epoch (``torch.jit.load``): right-padded
-                   item ids ``[B, L]`` and lengths ``[B]`` in, one vector per
-                   session out;
-``items.npy``      the ``[N, d]`` float32 item matrix as evaluation scores
-                   with it (L2-normalised where the run trained with ``--l2``);
-``item_ids.txt``   the raw id of item 1..N, one a line;
-``popular.npy``    the most popular training items (the answer to a session
-                   with no known item);
-``meta.json``      the run's configuration, its key, the dataset's content hash,
-                   and how to score (``l2``, ``max_len``);
-``recommend.py``   a reader that needs only torch and numpy:
-                   ``python DIR/recommend.py --session "214 87 3301"``.
+* ``encoder.pt``, the session encoder as TorchScript, traced from the run's
+  weights at its chosen epoch (``torch.jit.load``): right-padded item ids
+  ``[B, L]`` and lengths ``[B]`` in, one vector per session out;
+* ``items.npy``, the ``[N, d]`` float32 item matrix as evaluation scores with
+  it (L2-normalised where the run trained with ``--l2``);
+* ``item_ids.txt``, the raw id of item 1..N, one a line;
+* ``popular.npy``, the most popular training items (the answer to a session
+  with no known item);
+* ``meta.json``, the run's configuration, its key, the dataset's content
+  hash, and how to score (``l2``, ``max_len``);
+* ``recommend.py``, a reader that needs only torch and numpy
+  (``python DIR/recommend.py --session "214 87 3301"``).
 
 Why TorchScript: ``torch.jit.trace`` handles all four encoders, and the
 traced program is checked against the model on batches of other sizes and

@@ -1,8 +1,11 @@
 """Figure functions the figures notebook calls (seaborn, one figure each)."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib import ticker
 import seaborn as sns
 
 from srs_core.baselines import BASELINE_LABELS
@@ -12,9 +15,75 @@ from srs_core.models import MODELS
 
 sns.set_theme(style="whitegrid", context="notebook")
 
-#: How every figure names a model, a loss or a baseline: each declares its label beside its code.
+#: How every figure names each model, loss and baseline (each declares its label beside its code).
 LABELS = {**{n: cls.label for n, cls in MODELS.items()}, **{n: cls.label for n, cls in LOSSES.items()},
           **BASELINE_LABELS}
+#: One colour per model and one per loss, the same in every figure (a colour-blind-safe palette).
+_COLOURS = sns.color_palette("colorblind", 10)
+COLOURS = {"gru4rec": _COLOURS[7], "narm": _COLOURS[4], "stamp": _COLOURS[0], "srgnn": _COLOURS[2],
+           "ce": _COLOURS[3], "ns": _COLOURS[0], "triplet": _COLOURS[2], "sampled_softmax": _COLOURS[1],
+           "gbce": _COLOURS[4], "cce": _COLOURS[5], "sce": _COLOURS[8]}
+#: The second colour of a comparison within one loss (cross-entropy with L2 beside it without).
+ALTERNATIVE = _COLOURS[9]
+#: Figure width for the book's text column (about 720 pixels at the book's 100 dpi), and the smallest font.
+PAGE_WIDTH, FONT = 7.2, 9
+
+
+def colour(key: str, fallback: int = 9):
+    """The colour of a model or a loss; a loss's variant (``"ns, S=5, popularity"``)
+    takes a lighter shade of its loss's colour, so the two can be told apart."""
+    if key in COLOURS:
+        return COLOURS[key]
+    head = str(key).split(",")[0]
+    if head in COLOURS:
+        return tuple(0.45 * c + 0.55 for c in COLOURS[head])
+    return _COLOURS[fallback % 10]
+
+
+def experiment(runs: pd.DataFrame, *, x: str, hue: str, x_order: list | None = None, x_names: dict | None = None,
+               hue_names: dict | None = None, hue_colours: dict | None = None) -> plt.Figure:
+    """The figure of an experiment page, sized for the text column: (a) test
+    MRR@20 and (b) training seconds per epoch (log scale), one bar per ``hue``
+    (mean over seeds; the black line spans one sd where there are several) in
+    each ``x`` group, groups in ``x_order``; one colour per ``hue`` value (its
+    model's or loss's, or ``hue_colours``), cross-entropy first, one legend
+    entry each, below. More than three groups stack the panels, so that each
+    is as wide as the column and the group names stay level."""
+    x_order = x_order or list(dict.fromkeys(runs[x]))
+    first = (REFERENCE, LABELS[REFERENCE])
+    hues = sorted(dict.fromkeys(runs[hue]), key=lambda h: (h not in first, list(runs[hue]).index(h)))
+    width = 0.8 / max(len(hues), 1)
+    stacked = len(x_order) > 3
+    fig, axes = plt.subplots(2 if stacked else 1, 1 if stacked else 2, figsize=(PAGE_WIDTH, 5.8 if stacked else 3.2))
+    for ax, col, name in ((axes[0], "mrr_at_20", "MRR@20 (test)"), (axes[1], "epoch_seconds", "seconds per epoch")):
+        for j, h in enumerate(hues):
+            g = runs[runs[hue] == h].groupby(x)[col]
+            mean, sd = g.mean().reindex(x_order), g.std().reindex(x_order)
+            pos = [i - 0.4 + width * (j + 0.5) for i in range(len(x_order))]
+            c = (hue_colours or {}).get(h, colour(h, j))
+            ax.bar(pos, mean.to_numpy(), width, color=c, label=(hue_names or {}).get(h, LABELS.get(h, h)))
+            if sd.notna().any():
+                ax.errorbar(pos, mean.to_numpy(), yerr=sd.to_numpy(), fmt="none", ecolor="black", elinewidth=1,
+                            capsize=2)
+        names = ["\n".join(textwrap.fill(part, 11 if len(x_order) > 4 else 15) for part in str((x_names or {}).get(v, LABELS.get(v, v))).split("\n"))
+                 for v in x_order]
+        tilt = not stacked and len(x_order) > 3 and not any("\n" in n for n in names)
+        ax.set_xticks(range(len(x_order)), names, fontsize=FONT, rotation=20 if tilt else 0,
+                      ha="right" if tilt else "center")
+        ax.set_ylabel(name, fontsize=FONT)
+        ax.tick_params(axis="y", labelsize=FONT)
+    axes[1].set_yscale("log")
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    axes[1].yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes[1].yaxis.set_major_formatter(plain)
+    axes[1].yaxis.set_minor_formatter(ticker.NullFormatter())
+    handles, labels = axes[0].get_legend_handles_labels()
+    longest = max((len(t) for t in labels), default=0)
+    ncol = min(len(labels), 4 if longest < 16 else 3 if longest < 24 else 2)
+    rows = -(-len(labels) // max(ncol, 1))
+    fig.tight_layout(rect=(0, (0.035 if stacked else 0.06) * (rows + 1), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=FONT, frameon=False)
+    return fig
 
 
 def _label(df: pd.DataFrame, col: str) -> pd.Series:
@@ -118,7 +187,7 @@ def frontier(points: pd.DataFrame, on_frontier: pd.Series) -> plt.Figure:
     (ms, log scale) at a MeLi2020-sized catalogue, y its test-day MRR@20 over
     cross-entropy's with the 95% interval, each point labelled with its loss;
     the frontier (``on_frontier``) is joined by a line. Points without a step
-    time (NaN: not benchmarked) are left out; a panel with none says so."""
+    time (``NaN``: not benchmarked) are left out; a panel with none says so."""
     models = list(dict.fromkeys(points.model))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.4), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):

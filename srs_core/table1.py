@@ -50,7 +50,7 @@ def _name(model: str) -> str:
 
 
 def published(model: str, dataset: str = "diginetica") -> tuple[float, float]:
-    """``(P@20, MRR@20)`` of ``model`` in Table 1, as fractions (NaN where absent)."""
+    """``(P@20, MRR@20)`` of ``model`` in Table 1, as fractions (``NaN`` where absent)."""
     p, mrr = TABLE1_PUBLISHED.get(model, {}).get(dataset, (math.nan, math.nan))
     return p / 100.0, mrr / 100.0
 

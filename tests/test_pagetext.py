@@ -15,7 +15,7 @@ def page(body: str) -> str:
 
 CLEAN = ('<p>MRR@20 of 0.1734 ± 0.0012 over 2 seeds; 1,280,000 items; see ../shared/data/x (a relative path).</p>'
          '<div class="highlight-ipython3 notranslate"><div class="highlight"><pre>x = float("nan")  # /work/code</pre>'
-         '</div></div>')
+         '</div></div><p>the value <code class="docutils literal notranslate"><span class="pre">NaN</span></code> means absent</p>')
 
 
 @pytest.mark.parametrize("artefact, expected", [

@@ -2,7 +2,7 @@
 
 The interface and what each loss declares about itself: :mod:`.base`; the
 options machinery: :mod:`.options`; the negative sampler: :mod:`.sampler`;
-the table of losses and :func:`build_loss`: :mod:`.registry`.
+the table of losses and :func:`~srs_core.losses.registry.build_loss`: :mod:`.registry`.
 
 Adding a loss takes its own file and one line of the registry: the class
 (``compute``, and ``build`` when it takes options), its options dataclass

@@ -64,7 +64,7 @@ class Loss:
     #: L2 normalisation in the dissertation's setting of this loss (a run's
     #: name says when it differs).
     dissertation_l2: ClassVar[bool] = True
-    #: The options it was built from (:func:`srs_core.losses.build_loss` sets them).
+    #: The options it was built from (:func:`srs_core.losses.registry.build_loss` sets them).
     settings: Any = None
 
     def __init__(self, sampler=None, score_scale: float = 1.0) -> None:

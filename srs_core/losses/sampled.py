@@ -21,7 +21,7 @@ class SharingOptions(SamplerOptions):
 
 
 class SampledLoss(Loss):
-    """A loss that scores the targets against negatives drawn by a :class:`NegativeSampler`."""
+    """A loss that scores the targets against negatives drawn by a :class:`~srs_core.losses.sampler.NegativeSampler`."""
 
     sampled = True
     options = SamplerOptions

@@ -64,10 +64,11 @@ def _execute(nb_in: Path, nb_out: Path, parameters: dict) -> None:
 
     import os
 
-    from srs_core.progress import ENV, LOG
+    from srs_core.progress import ENV
 
     tmp = nb_out.with_name(f".{nb_out.stem}.partial.ipynb")
-    os.environ[ENV] = LOG  # the kernel inherits it: its progress goes to this log as text, not onto the page
+    # the kernel inherits it: its progress goes to this text log, not onto the page
+    os.environ.setdefault(ENV, str(ROOT / "_build" / "progress.log"))
     pm.execute_notebook(str(nb_in), str(tmp), parameters=parameters, cwd=str(ROOT), kernel_name="python3",
                         progress_bar=False)
     fold_code(tmp)
@@ -81,10 +82,12 @@ def fold_code(path: Path) -> None:
     (``NBVAL_CHECK_OUTPUT``) is tagged ``remove-cell``, kept in the notebook
     for nbval and left off the page; and where papermill injected this
     build's parameters, the notebook's own defaults are left off too, so the
-    page shows one parameter cell, the one that ran."""
+    page shows one parameter cell, the one that ran. Widget state and widget
+    outputs are dropped: progress belongs in the build log."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state (progress bars of older runs) would load scripts from the network
     injected = any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     for cell in (c for c in nb.cells if c.cell_type == "code"):
         tags = cell.metadata.setdefault("tags", [])
@@ -92,6 +95,8 @@ def fold_code(path: Path) -> None:
         if "NBVAL_CHECK_OUTPUT" in cell.source or (injected and "parameters" in tags):
             extra.append("remove-cell")
         tags.extend(t for t in extra if t not in tags)
+        cell.outputs = [o for o in cell.get("outputs", [])
+                        if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
     nbformat.write(nb, path)
 
 
@@ -109,8 +114,14 @@ def parse_overrides(pairs: list[str] | None) -> dict:
 def execute_notebooks(profile: str, src: Path, only: list[str] | None = None, overrides: dict | None = None) -> None:
     import papermill as pm
 
+    import os
+
+    from srs_core.progress import ENV
+
     params = {**load_profile(profile), **(overrides or {})}
     (src / "notebooks").mkdir(parents=True, exist_ok=True)
+    os.environ[ENV] = str(src.parent / "progress.log")
+    print(f"[book] the runs' progress: {os.environ[ENV]}", flush=True)
     for name in only or NOTEBOOKS:
         nb_in = ROOT / "notebooks" / f"{name}.ipynb"
         declared = pm.inspect_notebook(str(nb_in))
@@ -184,11 +195,20 @@ def build_html(src: Path) -> Path:
 
 
 def check_pages(html_root: Path) -> None:
-    """Open the pages in headless Chromium and fail if a figure is missing."""
-    from srs_core.publish import pagecheck
+    """Fail the build on any artefact a reader must not see (:mod:`srs_core.publish.pagetext`:
+    missing values, floats for integers, issue numbers, absolute paths, network scripts, widgets,
+    screenshots), then open the pages in headless Chromium and fail if a figure is missing."""
+    from srs_core.publish import pagecheck, pagetext
 
+    problems = pagetext.text_problems(html_root)
+    for p in problems:
+        print(f"[bookcheck] FAIL {p}")
+    if problems:
+        raise SystemExit(f"[book] {len(problems)} artefact(s) on the built pages (see above)")
+    print("[bookcheck] ok: no page shows a missing value, a float for an integer, an issue number, an absolute path, "
+          "a network script or a widget")
     if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
-        print("[book] page check skipped: no headless Chromium here (Debian: apt-get install chromium)")
+        print("[book] figure check skipped: no headless Chromium here (Debian: apt-get install chromium)")
         return
     if pagecheck.main([str(html_root)]) != 0:
         raise SystemExit("[book] the built pages are missing figures (see above)")

@@ -21,7 +21,10 @@ from urllib.parse import unquote
 
 #: page (relative to the html root) -> figure labels it must show
 EXPECTED = {
-    "notebooks/05-figures.html": ["fig-exp1", "fig-exp2", "fig-exp3", "fig-scaling"],
+    "notebooks/01-experiment-1.html": ["fig-exp1"],
+    "notebooks/02-experiment-2.html": ["fig-exp2"],
+    "notebooks/03-experiment-3.html": ["fig-exp3"],
+    "notebooks/05-figures.html": ["fig-scaling"],
     "notebooks/basics-loss-cost.html": ["fig-loss-cost"],
     "notebooks/07-beyond.html": ["fig-frontier"],
 }

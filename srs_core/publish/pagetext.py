@@ -18,7 +18,7 @@ import re
 from html import unescape
 from pathlib import Path
 
-#: (name, pattern over a page's visible text) of every text artefact.
+# (name, pattern over a page's visible text) of every text artefact.
 TEXT_RULES = (
     ("a missing value printed as NaN", re.compile(r"(?<![\w.])(?:NaN|nan)(?![\w.])")),
     ("a zero printed as '(0.0000)'", re.compile(r"\(0\.0000\)")),
@@ -32,16 +32,17 @@ WIDGET_STATE = re.compile(r"application/vnd\.jupyter\.widget-(?:state|view)\+jso
 SCREENSHOT = "*.screenshot.png"
 
 
-#: A listing of code (a notebook's input, an example in the text): read as code, not as a result.
+#: A listing of code, such as a notebook's input or an example in the text, is read as code and not as a result.
 CODE_LISTING = re.compile(r'<div class="highlight-(?!myst-ansi)[\w-]*[^"]*"[^>]*>\s*<div class="highlight">\s*<pre>.*?</pre>',
                           re.S)
 
 
 def visible_text(html: str) -> str:
-    """The text a reader sees as results and prose: tags, scripts, styles and
-    code listings removed, entities decoded, spaces collapsed."""
+    """The text a reader sees as results and prose: tags, scripts, styles,
+    code listings and inline code removed, entities decoded, spaces collapsed."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S | re.I)
     html = CODE_LISTING.sub(" ", html)
+    html = re.sub(r'<code class="[^"]*literal[^"]*">.*?</code>', " ", html, flags=re.S)  # code named in the prose
     return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
 
 

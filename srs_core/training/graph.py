@@ -67,7 +67,7 @@ def graph_support(settings) -> str | None:
     """``None`` when a training step of ``settings`` (a config, or anything
     with its ``loss``, ``optimizer`` and the loss's options) can be captured in
     a CUDA graph, else the reason it cannot: the optimizer's, or the loss's own
-    (:meth:`srs_core.losses.Loss.graph_reason`)."""
+    (:meth:`srs_core.losses.base.Loss.graph_reason`)."""
     optimizer, cls = settings.optimizer, loss_class(settings.loss)
     if optimizer not in GRAPH_OPTIMIZERS:
         return (f"--optimizer {optimizer} (SparseAdam) builds and coalesces sparse gradients, whose sizes the host "
@@ -116,7 +116,7 @@ class GraphedTrainStep(TrainStep):
     ``model`` is a :class:`~srs_core.models.base.SessionEncoder` whose item
     embedding suits ``optimizer`` (``sparse_fast``: built with
     ``sparse=True``; ``dense``: ``sparse=False``); ``loss_fn`` a loss from
-    :func:`srs_core.losses.build_loss` on the model's device (a sampled one
+    :func:`srs_core.losses.registry.build_loss` on the model's device (a sampled one
     for ``sparse_fast``). With ``sample_in_graph=False`` the negatives are
     an input of ``step`` instead (for equivalence tests). ``dist``: this
     process's place under torchrun; the batches passed in are then the

@@ -1,0 +1,80 @@
+"""The results pages' tables: readable headers, mean ± sd over seeds, datasets by catalogue size.
+
+Every results page of the book opens with a figure, one tidy table and the
+sentences of its claims. :func:`tidy` makes that table from the runs and the
+session baselines of :func:`srs_core.experiments.summarise`: one row per
+dataset and model (or loss), the dataset and method names a reader knows,
+MRR@20 and P@20 as mean ± sd over seeds ("–" for the spread of one seed),
+the training seconds per epoch ("–" for a baseline, which trains no epochs),
+and the number of seeds.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from srs_core.plots import LABELS
+
+#: How a page names each dataset of the profiles.
+DATASET_LABELS = {"yoochoose-1-64": "Yoochoose 1/64-like", "yoochoose-1-4": "Yoochoose 1/4-like",
+                  "diginetica": "Diginetica-like", "meli2020": "MeLi2020-like",
+                  "yoochoose-100k": "yoochoose-100k", "diginetica-srgnn": "Diginetica split"}
+
+
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, name)
+
+
+def by_catalogue(runs: pd.DataFrame) -> list[str]:
+    """The datasets of ``runs`` from the smallest catalogue to the largest (the order of Table 3)."""
+    sizes = runs.groupby("dataset").n_items.max() if "n_items" in runs else pd.Series(dtype=float)
+    return sorted(runs.dataset.unique(), key=lambda d: (sizes.get(d, math.inf), d))
+
+
+def spread(values: pd.Series, digits: int = 4) -> str:
+    """``"0.1234 ± 0.0012"``: the mean and sd over seeds; one seed shows ``"0.1234 ± –"``."""
+    v = values.dropna().astype(float)
+    if not len(v):
+        return "–"
+    sd = f"{v.std(ddof=1):.{digits}f}" if len(v) > 1 else "–"
+    return f"{v.mean():.{digits}f} ± {sd}"
+
+
+def variant_label(variant: str) -> str:
+    """A run's name with its loss written out (``"ns, S=5, popularity"`` ->
+    ``"negative sampling, S=5, popularity"``)."""
+    head, sep, rest = str(variant).partition(", ")
+    return LABELS.get(head, head) + sep + rest
+
+
+def tidy(runs: pd.DataFrame, floors: pd.DataFrame | None = None, by: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
+    """The page's table: one row per ``by`` group of ``runs`` (``("dataset",
+    "model")``, or with ``"variant"`` for the loss and its setting), then the
+    session baselines of ``floors`` on the same datasets; readable names,
+    datasets by catalogue size, the neural rows (by model, then by MRR@20)
+    before the baselines (by MRR@20)."""
+    frames = [runs.assign(kind=0)] + ([floors[floors.dataset.isin(runs.dataset)].assign(kind=1)]
+                                      if floors is not None and len(floors) else [])
+    both = pd.concat(frames, ignore_index=True)
+    order = {d: i for i, d in enumerate(by_catalogue(both))}
+    models = {m: i for i, m in enumerate(LABELS)}
+    rows = []
+    for keys, g in both.groupby(list(by) + ["kind"], sort=False):
+        keys = dict(zip(list(by) + ["kind"], keys))
+        baseline = keys["kind"] == 1
+        row = {"dataset": dataset_label(keys["dataset"]) if "dataset" in keys else None,
+               "method": LABELS.get(g.model.iloc[0], g.model.iloc[0]) + (" (baseline)" if baseline else "")}
+        if "variant" in by:
+            row["loss"] = "–" if baseline else variant_label(keys["variant"])
+        row.update({"MRR@20": spread(g.mrr_at_20), "P@20": spread(g.p_at_20),
+                    "s / epoch": "–" if baseline else f"{g.epoch_seconds.mean():.1f}",
+                    "seeds": "–" if baseline else str(g.seed.nunique()),
+                    "_order": (order.get(keys.get("dataset"), 0), keys["kind"],
+                               0 if baseline else models.get(g.model.iloc[0], 99), -g.mrr_at_20.mean())})
+        rows.append(row)
+    rows.sort(key=lambda r: r["_order"])  # datasets by catalogue; models in order, each by MRR@20; then the baselines
+    table = pd.DataFrame(rows).drop(columns="_order")
+    if "dataset" not in by:
+        table = table.drop(columns="dataset")
+    return table.set_index([c for c in table.columns if c not in ("MRR@20", "P@20", "s / epoch", "seeds")])

@@ -1,0 +1,92 @@
+"""The results pages' table, figure and computed claims, on hand-made runs."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+
+from srs_core import pages, plots, verdicts
+
+
+def _runs():
+    rows = []
+    for dataset, n_items, scale in (("meli2020", 50_000, 10.0), ("diginetica", 5_000, 1.0), ("yoochoose-1-64", 500, 0.1)):
+        for model, mrr in (("stamp", 0.20), ("gru4rec", 0.30)):
+            for seed, jitter in ((0, 0.0), (1, 0.02)):
+                for variant, cost in (("ce", scale), ("ns", 1.0)):
+                    rows.append({"dataset": dataset, "n_items": n_items, "model": model, "seed": seed,
+                                 "variant": variant, "loss": variant, "mrr_at_20": mrr + jitter,
+                                 "p_at_20": 2 * mrr + jitter, "epoch_seconds": 100.0 * cost,
+                                 "n_train_samples": 1_000_000})
+    return pd.DataFrame(rows)
+
+
+def test_spread_shows_mean_and_sd_and_a_dash_for_one_seed():
+    assert pages.spread(pd.Series([0.1, 0.3])) == "0.2000 ± 0.1414"
+    assert pages.spread(pd.Series([0.25])) == "0.2500 ± –"
+    assert pages.spread(pd.Series([float("nan")])) == "–"
+
+
+def test_the_table_orders_datasets_by_catalogue_models_as_the_book_and_baselines_last():
+    runs = _runs()
+    runs = runs[runs.variant == "ce"]
+    floors = pd.DataFrame([{"dataset": "diginetica", "model": "sknn", "mrr_at_20": 0.5, "p_at_20": 0.6},
+                           {"dataset": "diginetica", "model": "pop", "mrr_at_20": 0.01, "p_at_20": 0.02},
+                           {"dataset": "elsewhere", "model": "pop", "mrr_at_20": 0.9, "p_at_20": 0.9}])
+    table = pages.tidy(runs, floors).reset_index()
+    assert list(dict.fromkeys(table.dataset)) == ["Yoochoose 1/64-like", "Diginetica-like", "MeLi2020-like"]
+    digi = table[table.dataset == "Diginetica-like"]
+    methods = list(digi.method)
+    assert methods[:2] == [plots.LABELS["gru4rec"], plots.LABELS["stamp"]]  # the book's model order
+    assert all(m.endswith("(baseline)") for m in methods[2:])
+    assert digi.iloc[2]["MRR@20"].startswith("0.5000")  # baselines by MRR@20, best first
+    assert "elsewhere" not in set(table.dataset)  # a baseline of another dataset is left out
+    row = digi.iloc[0]
+    assert row["MRR@20"] == "0.3100 ± 0.0141" and row["seeds"] == "2" and row["s / epoch"] == "100.0"
+    assert digi.iloc[2]["s / epoch"] == "–" and digi.iloc[2]["seeds"] == "–"
+
+
+def test_a_table_by_variant_writes_the_loss_out():
+    table = pages.tidy(_runs(), by=("dataset", "model", "variant")).reset_index()
+    assert set(table.loss) == {pages.variant_label("ce"), pages.variant_label("ns")}
+    assert pages.variant_label("ns, S=5, popularity") == f"{plots.LABELS['ns']}, S=5, popularity"
+
+
+def test_cost_growth_reads_the_slope_of_the_cost_per_sample():
+    runs = _runs()
+    claim = verdicts.cost_growth(runs[runs.variant == "ce"])
+    assert claim.numbers["slope"] == pytest.approx(1.0)
+    assert claim.verdict == "grows about linearly"
+    flat = verdicts.cost_growth(runs[runs.variant == "ns"])
+    assert flat.verdict == "does not grow"
+    small = verdicts.cost_growth(runs[(runs.variant == "ce") & (runs.dataset != "meli2020")])
+    assert small.verdict == "too small to tell"  # 10x is too narrow a span
+
+
+def test_speed_compares_on_the_largest_catalogue_only():
+    claim = verdicts.speed(_runs(), "the test data")
+    assert claim.verdict == "faster"
+    assert claim.numbers["min"] == pytest.approx(10.0) and claim.numbers["max"] == pytest.approx(10.0)
+    assert "50,000 items" in claim.sentence
+    assert verdicts.speed(_runs().iloc[0:0], "nothing").verdict == "not measured"
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+def test_the_experiment_figure_has_one_bar_per_run_kind_and_cross_entropy_first(groups):
+    runs = _runs()
+    runs = runs[runs.dataset.isin(["meli2020", "diginetica", "yoochoose-1-64"][:groups])]
+    fig = plots.experiment(runs, x="dataset", hue="variant")
+    mrr, seconds = fig.axes[:2]
+    assert len(mrr.patches) == 2 * groups and seconds.get_yscale() == "log"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [plots.LABELS["ce"], plots.LABELS["ns"]]
+    assert fig.get_size_inches()[0] == pytest.approx(plots.PAGE_WIDTH)
+
+
+def test_more_than_three_groups_stack_the_panels():
+    runs = _runs().assign(dataset=lambda d: d.dataset + d.model)  # six groups
+    fig = plots.experiment(runs, x="dataset", hue="variant")
+    (a, b) = fig.axes[:2]
+    assert a.get_position().y0 > b.get_position().y1  # one above the other, each the column's width
