@@ -390,10 +390,12 @@ def all_results(work_dir: str | Path) -> pd.DataFrame:
 
 
 def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds: list[int], *,
-            real: dict | None = None, **fields) -> list[TrainConfig]:
+            real: dict | None = None, synthetic: dict | None = None, **fields) -> list[TrainConfig]:
     """The cross product datasets x models x seeds with shared ``fields``;
     ``real`` overrides fields on datasets made from real files (the profiles
-    train those with early stopping: ``{"epochs": 20, "patience": 2}``)."""
+    train those with early stopping: ``{"epochs": 20, "patience": 2}``) and
+    ``synthetic`` on the synthetic presets (their learning rate, chosen on a
+    preset's validation split: ``{"lr": 0.003}``)."""
     from srs_core.models import MODELS
 
     check_names("model", models, list(MODELS))
@@ -403,7 +405,7 @@ def configs(work_dir: str | Path, datasets: list[str], models: list[str], seeds:
         if not (data / "stats.json").is_file():
             raise FileNotFoundError(f"dataset {name!r} is not prepared in {data}: run notebooks/00-data.ipynb first "
                                     "with the same work_dir and datasets")
-        own = {**fields, **(real or {})} if is_real(work_dir, name) else fields
+        own = {**fields, **((real or {}) if is_real(work_dir, name) else (synthetic or {}))}
         for model in models:
             for seed in seeds:
                 out.append(TrainConfig(data=str(data), model=model, seed=seed, **own))

@@ -37,9 +37,10 @@ def profile_configs(name: str) -> list[TrainConfig]:
     """The configurations the notebooks build from profile ``name`` (synthetic and real epochs)."""
     p = load_profile(name)
     seeds, out = p.get("seeds", [0]), []
-    for epochs in {p.get("epochs", 2): {}, p.get("real_epochs", 1): {"patience": p.get("patience", 0)}}.items():
+    synthetic = {"lr": p.get("synthetic_lr", p.get("lr", 0.001))}
+    for epochs in {p.get("epochs", 2): synthetic, p.get("real_epochs", 1): {"patience": p.get("patience", 0)}}.items():
         ep, extra = epochs
-        base = _base(p, p["models"], seeds, epochs=ep, **extra)
+        base = _base(p, p["models"], seeds, **{"epochs": ep, **extra})
         out += [dataclasses.replace(c, loss="ce", optimizer="dense", l2=l2) for c in base for l2 in (False, True)]
         exp2 = [c for c in base if c.model in ("stamp", "srgnn")]
         optimizer = p.get("optimizer", "sparse")
