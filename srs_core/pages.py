@@ -78,3 +78,36 @@ def tidy(runs: pd.DataFrame, floors: pd.DataFrame | None = None, by: tuple[str, 
     if "dataset" not in by:
         table = table.drop(columns="dataset")
     return table.set_index([c for c in table.columns if c not in ("MRR@20", "P@20", "s / epoch", "seeds")])
+
+
+def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The data chapter's table of ``benchmarks/calibrate_synthetic.py``'s
+    ``calibration.csv``: one row per method, the real split and the
+    Diginetica-like preset side by side (MRR@20, P@20, MRR@20 over V-SKNN's),
+    methods in the real split's order; and a sentence on whether the preset
+    keeps that order."""
+    pick = table.pivot(index="method", columns="data", values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
+    both = pick.dropna()
+    real, preset = "real split", "Diginetica-like preset"
+    both = both.sort_values(("mrr_at_20", real))
+    out = pd.DataFrame({
+        ("Diginetica split (real)", "MRR@20"): both[("mrr_at_20", real)].map("{:.4f}".format),
+        ("Diginetica split (real)", "P@20"): both[("p_at_20", real)].map("{:.4f}".format),
+        ("Diginetica split (real)", "÷ V-SKNN"): both[("ratio_to_vsknn", real)].map("{:.2f}".format),
+        ("Diginetica-like preset", "MRR@20"): both[("mrr_at_20", preset)].map("{:.4f}".format),
+        ("Diginetica-like preset", "P@20"): both[("p_at_20", preset)].map("{:.4f}".format),
+        ("Diginetica-like preset", "÷ V-SKNN"): both[("ratio_to_vsknn", preset)].map("{:.2f}".format),
+    })
+    out.index = [LABELS.get(m.partition(", ")[0], m.partition(", ")[0]) + (", " + m.partition(", ")[2] if ", " in m else "")
+                 for m in out.index]
+    out.index.name = "method"
+    swapped = [(out.index[i], out.index[i + 1]) for i in range(len(out) - 1)
+               if both[("mrr_at_20", preset)].iloc[i] > both[("mrr_at_20", preset)].iloc[i + 1]]
+    rho = both[("mrr_at_20", real)].rank().corr(both[("mrr_at_20", preset)].rank())
+    if not swapped:
+        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real split does."
+    else:
+        pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
+        sentence = (f"On MRR@20 the preset keeps the real split's order of the {len(out)} methods but for "
+                    f"{len(swapped)} neighbouring pair(s) that swap ({pairs}); the rank correlation is {rho:.2f}.")
+    return out, sentence

@@ -90,3 +90,22 @@ def test_more_than_three_groups_stack_the_panels():
     fig = plots.experiment(runs, x="dataset", hue="variant")
     (a, b) = fig.axes[:2]
     assert a.get_position().y0 > b.get_position().y1  # one above the other, each the column's width
+
+
+def _calibration(preset_mrr):
+    rows = []
+    for data, values in (("real split", (0.002, 0.13, 0.15, 0.18)), ("Diginetica-like preset", preset_mrr)):
+        for method, mrr in zip(("popularity", "transition", "stamp, cross-entropy", "vsknn"), values):
+            rows.append({"data": data, "method": method, "mrr_at_20": mrr, "p_at_20": 2 * mrr,
+                         "ratio_to_vsknn": mrr / values[-1]})
+    return pd.DataFrame(rows)
+
+
+def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_where_the_order_differs():
+    table, sentence = pages.calibration(_calibration((0.03, 0.19, 0.21, 0.24)))
+    assert list(table.index) == ["popularity", "transition", "STAMP, cross-entropy", "V-SKNN"]
+    assert table.loc["V-SKNN", ("Diginetica split (real)", "÷ V-SKNN")] == "1.00"
+    assert table.loc["transition", ("Diginetica-like preset", "MRR@20")] == "0.1900"
+    assert "exactly as the real split" in sentence
+    _, swapped = pages.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
+    assert "1 neighbouring pair(s)" in swapped and "transition above STAMP, cross-entropy" in swapped

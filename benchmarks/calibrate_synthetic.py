@@ -1,0 +1,137 @@
+"""Calibration of the Diginetica-like preset against the real standard split.
+
+Two parts, both written to ``benchmarks/results/``:
+
+* ``--sweep``: the learning rate of the synthetic presets. STAMP with
+  cross-entropy trains on the Diginetica-like preset (at the default profile's
+  scale) for 4 epochs at each rate; the rate whose best epoch reaches the
+  highest MRR@20 on the preset's *validation* split is the profiles'
+  ``synthetic_lr``. Writes ``calibration_lr.csv`` (one row per rate and epoch).
+* ``--work DIR``: the order of the methods, read from the results store of one
+  book build (``_build/work/default`` after ``make book`` with the real split
+  present): every baseline, each model with cross-entropy and with the
+  recommended loss, on the preset (``diginetica``) and on the real split
+  (``diginetica-srgnn``), as mean MRR@20 and P@20 over the seeds stored, and
+  each as a ratio to V-SKNN's. Writes ``calibration.csv``; the data chapter
+  (``notebooks/00-data.ipynb``) shows it.
+
+    python benchmarks/calibrate_synthetic.py --sweep                 # about 2 minutes
+    python benchmarks/calibrate_synthetic.py --work _build/work/default
+
+The generator's knobs themselves (``srs_core/data/synthetic.py``) were chosen
+by hand against this table; the sweep and the table are what can be re-run.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from srs_core import experiments as ex  # noqa: E402
+from srs_core.data.synthetic import synthesize  # noqa: E402
+from srs_core.publish.book import load_profile  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results"
+RATES = (0.001, 0.003, 0.005, 0.01, 0.02)
+DATASETS = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split"}
+
+
+def machine() -> str:
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores"
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def sweep(epochs: int = 4) -> pd.DataFrame:
+    from srs_core.training import TrainConfig
+    from srs_core.training.loop import fit
+
+    profile = load_profile("default")
+    scale = profile["scale"]["diginetica"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synthesize("diginetica", scale, profile.get("seed", 0), Path(tmp) / "data", quiet=True)
+        for lr in RATES:
+            cfg = TrainConfig(data=str(data), model="stamp", loss="ce", optimizer="dense", l2=False, epochs=epochs,
+                              batch_size=profile["batch_size"], dim=profile["dim"], lr=lr, seed=0)
+            res = fit(cfg, Path(tmp) / f"run-{lr}", quiet=True)
+            for e in res["epochs"]:
+                rows.append({"lr": lr, "epoch": e["epoch"], "valid_mrr_at_20": e["valid_mrr_at_20"],
+                             "valid_p_at_20": e["valid_p_at_20"]})
+            print(f"lr {lr}: valid MRR@20 by epoch " + " ".join(f"{e['valid_mrr_at_20']:.4f}" for e in res["epochs"]),
+                  flush=True)
+    out = pd.DataFrame(rows).assign(dataset="diginetica", scale=scale, model="stamp", loss="ce",
+                                    machine=machine(), date=dt.date.today().isoformat(), commit=commit())
+    best = out.loc[out.valid_mrr_at_20.idxmax()]
+    print(f"best: lr {best.lr} at epoch {best.epoch} (valid MRR@20 {best.valid_mrr_at_20:.4f}); "
+          f"the profiles use synthetic_lr {profile['synthetic_lr']}")
+    return out
+
+
+def method(row) -> str | None:
+    if row.kind == "baseline":
+        return row.model
+    if row.loss == "ce" and not row.l2:
+        return f"{row.model}, cross-entropy"
+    if (row.loss == "sampled_softmax" and row.l2 and row.score_scale == 10.0 and row.sampling == "popularity"
+            and row.logq == "single"):
+        return f"{row.model}, recommended loss"
+    return None
+
+
+def order_table(work: Path) -> pd.DataFrame:
+    runs = ex.all_results(work)
+    runs = runs[runs.dataset.isin(DATASETS)].copy()
+    if runs.empty:
+        raise SystemExit(f"no runs on {', '.join(DATASETS)} in {work}: build the default book with the real split first")
+    runs["method"] = [method(r) for r in runs.itertuples()]
+    runs = runs.dropna(subset=["method"])
+    table = (runs.groupby(["dataset", "method"])
+             .agg(mrr_at_20=("mrr_at_20", "mean"), p_at_20=("p_at_20", "mean"), seeds=("seed", "nunique"),
+                  epochs_run=("epochs_run", "max"), n_items=("n_items", "first"))
+             .reset_index())
+    vsknn = table[table.method == "vsknn"].set_index("dataset").mrr_at_20
+    table["ratio_to_vsknn"] = table.mrr_at_20 / table.dataset.map(vsknn)
+    table["data"] = table.dataset.map(DATASETS)
+    return table.assign(machine=machine(), date=dt.date.today().isoformat(), commit=commit())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sweep", action="store_true", help="choose the synthetic learning rate on validation")
+    ap.add_argument("--work", type=Path, help="a book build's work folder, e.g. _build/work/default")
+    a = ap.parse_args()
+    if not a.sweep and a.work is None:
+        ap.error("give --sweep, --work DIR or both")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if a.sweep:
+        path = OUT / "calibration_lr.csv"
+        sweep().to_csv(path, index=False, float_format="%.4f")
+        print(f"wrote {path}")
+    if a.work is not None:
+        table = order_table(a.work.resolve())
+        path = OUT / "calibration.csv"
+        table.to_csv(path, index=False, float_format="%.4f")
+        print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
