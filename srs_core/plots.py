@@ -21,8 +21,7 @@ LABELS = {**{n: cls.label for n, cls in MODELS.items()}, **{n: cls.label for n, 
 #: One colour per model and one per loss, the same in every figure (a colour-blind-safe palette).
 _COLOURS = sns.color_palette("colorblind", 10)
 COLOURS = {"gru4rec": _COLOURS[7], "narm": _COLOURS[4], "stamp": _COLOURS[0], "srgnn": _COLOURS[2],
-           "ce": _COLOURS[3], "ns": _COLOURS[0], "triplet": _COLOURS[2], "sampled_softmax": _COLOURS[1],
-           "gbce": _COLOURS[4], "cce": _COLOURS[5], "sce": _COLOURS[8]}
+           **{name: _COLOURS[cls.colour] for name, cls in LOSSES.items()}}  # each loss declares its colour
 #: The second colour of a comparison within one loss (cross-entropy with L2 beside it without).
 ALTERNATIVE = _COLOURS[9]
 #: Figure width for the book's text column (about 720 pixels at the book's 100 dpi), and the smallest font.

@@ -15,9 +15,10 @@ import pandas as pd
 from srs_core import claims
 from srs_core.diagnosis import REFERENCE, chosen_on_validation
 from srs_core.experiments import compare_runs, paired_intervals
+from srs_core.losses import experiment2_losses
 
 #: The dissertation's scalable losses and our sampled softmax, by variant name (their settings in Experiment II).
-SAMPLED = ("ns", "triplet", "sampled_softmax")
+SAMPLED = tuple(experiment2_losses())
 L2_REFERENCE = "ce, L2"
 
 

@@ -18,13 +18,14 @@ from .cce import CCE_KERNELS, ChunkedCrossEntropy
 from .ce import CrossEntropy
 from .gbce import GeneralisedBCE
 from .ns import NegativeSampling
-from .registry import LOSSES, build_loss, check_settings, identity_options, is_extension, loss_class, option_fields
+from .registry import (LOSSES, build_loss, check_settings, experiment2_losses, identity_options, is_extension, loss_class,
+                       option_fields)
 from .sampled_softmax import LOGQ_MODES, SampledSoftmax
 from .sampler import DISTRIBUTIONS, NegativeSampler
 from .sce import ScalableCrossEntropy
 from .triplet import Triplet
 
-__all__ = ["CCE_KERNELS", "DISTRIBUTIONS", "LOGQ_MODES", "LOSSES", "ChunkedCrossEntropy", "CrossEntropy",
+__all__ = ["CCE_KERNELS", "DISTRIBUTIONS", "LOGQ_MODES", "LOSSES", "experiment2_losses", "ChunkedCrossEntropy", "CrossEntropy",
            "GeneralisedBCE", "Loss", "NegativeSampler", "NegativeSampling", "SampledSoftmax", "ScalableCrossEntropy",
            "Triplet", "build_loss", "check_settings", "identity_options", "is_extension", "loss_class",
            "option_fields"]

@@ -111,6 +111,7 @@ class ChunkedCrossEntropy(Loss):
 
     name = "cce"
     label = "exact CE in chunks"
+    colour = 5
     options = CCEOptions
     dense_gradient = True
     recent = True

@@ -20,6 +20,7 @@ class CrossEntropy(Loss):
 
     name = "ce"
     label = "cross-entropy"
+    colour = 3
     dense_gradient = True
     dissertation_l2 = False
 

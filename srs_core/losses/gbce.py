@@ -54,6 +54,7 @@ class GeneralisedBCE(NegativeSampling):
 
     name = "gbce"
     label = "gBCE"
+    colour = 4
     options = GBCEOptions
     recent = True
     #: The authors' recommended setting (Petrov & Macdonald 2023).

@@ -20,6 +20,7 @@ class NegativeSampling(SampledLoss):
 
     name = "ns"
     label = "negative sampling"
+    colour = 0
     options = SharingOptions
 
     def scores(self, session, targets, embedding, negatives, l2):

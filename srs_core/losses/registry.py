@@ -32,6 +32,12 @@ LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (CrossEntropy, Chunked
                                                             ScalableCrossEntropy)}
 
 
+def experiment2_losses() -> list[str]:
+    """The sampled losses of the dissertation's setting that Experiment II sets
+    against cross-entropy (every sampled loss not published since)."""
+    return [name for name, cls in LOSSES.items() if cls.sampled and not cls.recent]
+
+
 def loss_class(name: str) -> type[Loss]:
     """The class of loss ``name``, or a ``ValueError`` naming the choices."""
     if name not in LOSSES:

@@ -64,6 +64,7 @@ class SampledSoftmax(SampledLoss):
 
     name = "sampled_softmax"
     label = "sampled softmax (logQ)"
+    colour = 1
     options = SampledSoftmaxOptions
     shared_negatives = True
 

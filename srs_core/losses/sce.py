@@ -75,6 +75,7 @@ class ScalableCrossEntropy(Loss):
 
     name = "sce"
     label = "scalable CE (SCE)"
+    colour = 8
     options = SCEOptions
     data_parallel = False
     recent = True

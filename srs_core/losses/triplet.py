@@ -40,6 +40,7 @@ class Triplet(SampledLoss):
 
     name = "triplet"
     label = "triplet"
+    colour = 2
     options = TripletOptions
 
     @classmethod
