@@ -60,3 +60,62 @@ def test_batching_is_a_new_key_only_when_it_changes(tiny_dataset, tmp_path):
     rec = fit(TrainConfig(data=str(tiny_dataset), model="gru4rec", epochs=1, batching="buckets", device="cpu",
                           loss="sampled_softmax", optimizer="sparse_fast", l2=True), tmp_path / "run", quiet=True)
     assert rec["status"] == "complete" and rec["best"]["mrr_at_20"] > 0
+
+
+@pytest.mark.parametrize("model", ["gru4rec", "narm", "stamp"])
+def test_one_pass_gives_every_prefix_the_vector_of_its_own_pass(model):
+    from srs_core.models import build_model
+
+    torch.manual_seed(0)
+    enc = build_model(model, 60, dim=16).eval()  # eval: NARM's dropout off
+    items = torch.tensor([[3, 5, 7, 9, 2, 11], [4, 4, 1, 0, 0, 0], [8, 0, 0, 0, 0, 0]])
+    lengths = torch.tensor([6, 3, 1])
+    every = enc.forward_all(items, lengths)
+    for b in range(3):
+        for t in range(int(lengths[b])):
+            alone = enc(items[b:b + 1, :t + 1], torch.tensor([t + 1]))[0]
+            padded = enc(torch.cat([items[b:b + 1, :t + 1], torch.zeros(1, 4, dtype=torch.long)], 1),
+                         torch.tensor([t + 1]))[0]
+            assert torch.allclose(every[b, t], alone, atol=1e-6) and torch.allclose(every[b, t], padded, atol=1e-6)
+
+
+def test_sessions_batches_hold_exactly_the_prefix_samples(tiny_dataset):
+    from srs_core.data.sessions import make_session_batch, session_batches
+
+    split = ProcessedDataset.load(tiny_dataset).train
+    sess, pos = split.sample_index()
+    items = np.asarray(split.items)
+    seen = []
+    for kind, idx in session_batches(split, 64, np.random.default_rng(5), max_len=6):
+        if kind == "samples":  # the prefixes longer than max_len, batched as prefixes
+            assert (pos[idx] > 6).all()
+            seen += list(zip(sess[idx].tolist(), pos[idx].tolist()))
+            continue
+        b = make_session_batch(split, idx, max_len=6)
+        assert 0 < int((b.targets > 0).sum()) <= 64 or len(idx) == 1
+        for row, s in enumerate(idx):
+            start, n = split.offsets[s], int(b.lengths[row])
+            assert n == min(split.lengths[s] - 1, 6)
+            assert np.array_equal(b.items[row, :n].numpy(), items[start:start + n]) and (b.items[row, n:] == 0).all()
+            at = np.flatnonzero(b.targets[row].numpy() > 0)
+            assert np.array_equal(b.targets[row, at].numpy(), items[start + at + 1])
+            seen += [(int(s), int(t) + 1) for t in at]
+    assert sorted(seen) == sorted(zip(sess.tolist(), pos.tolist()))  # every sample once, none added
+    batches = list(iter_batches(split, 64, shuffle=True, generator=np.random.default_rng(5), max_len=6,
+                                batching="sessions"))
+    assert sum(int((b.targets > 0).sum()) for b in batches) == len(pos)
+    with pytest.raises(ValueError, match="one-pass form, and SR-GNN has none"):
+        TrainConfig(data=str(tiny_dataset), model="srgnn", batching="sessions")
+
+
+def test_sessions_batching_trains_through_srs_train(tiny_dataset, tmp_path):
+    from srs_core import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", str(tiny_dataset), "--model", "narm", "--epochs", "1", "--batching", "sessions",
+                     "--loss", "sampled_softmax", "--optimizer", "sparse_fast", "--l2", "--output", str(out)]) in (0, None)
+    import json
+
+    rec = json.loads((out / "result.json").read_text())
+    assert rec["status"] == "complete" and rec["config"]["batching"] == "sessions" and rec["best"]["mrr_at_20"] > 0
+    assert rec["identity"]["batching"] == "sessions"

@@ -131,7 +131,7 @@ def make_batch(
 #: shuffled; a batch then pads to about its own length instead of the longest
 #: of 128 random prefixes (21 of at most 25 on Diginetica, whose prefixes
 #: average 4), which the recurrent and graph encoders pay for.
-BATCHINGS = ("samples", "buckets")
+BATCHINGS = ("samples", "buckets", "sessions")  # sessions: whole sessions, one pass each (srs_core.data.sessions)
 #: Batches per pool of the ``buckets`` batching (each pool sorted by prefix length).
 POOL_BATCHES = 64
 
@@ -143,8 +143,9 @@ def batch_order(lengths: np.ndarray, batch_size: int, generator: np.random.Gener
     lengths. ``samples`` draws one permutation (the same draw as before
     batchings existed, so old runs keep their batches); ``buckets`` draws it,
     then a permutation of the batches (see :data:`BATCHINGS`)."""
-    if batching not in BATCHINGS:
-        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {batching!r}")
+    if batching not in BATCHINGS or batching == "sessions":
+        raise ValueError(f"batch_order orders samples: batching must be samples or buckets, got {batching!r} "
+                         "(sessions batches come from srs_core.data.sessions)")
     n = len(lengths)
     order = generator.permutation(n)
     if batching == "samples":
@@ -178,6 +179,14 @@ def iter_batches(
     generator), so the same seed gives the same batches; ``batching`` says
     how the shuffled samples form batches (:func:`batch_order`).
     """
+    if batching == "sessions":
+        from .sessions import iter_session_batches
+
+        if not shuffle or generator is None or drop_last or pad_to is not None:
+            raise ValueError("sessions batches are made for training only: shuffle=True with a seeded generator, "
+                             "no drop_last, no pad_to")
+        yield from iter_session_batches(split, batch_size, generator, max_len)
+        return
     sess, pos = split.sample_index()
     if shuffle:
         if generator is None:

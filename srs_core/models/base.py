@@ -25,6 +25,10 @@ class SessionEncoder(nn.Module):
     name: ClassVar[str] = "base"
     #: How tables and figures name the model.
     label: ClassVar[str] = "base"
+    #: Whether :meth:`forward_all` gives every prefix's vector in one pass
+    #: (the ``sessions`` batching); why not, where it cannot.
+    one_pass: ClassVar[bool] = False
+    no_one_pass_reason: ClassVar[str] = ""
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False) -> None:
         super().__init__()
@@ -53,6 +57,12 @@ class SessionEncoder(nn.Module):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[B, L, dim]``: at position ``t`` the vector that :meth:`forward`
+        gives the prefix ``items[b, :t + 1]`` (padding positions are
+        undefined). One pass over each session instead of one per prefix."""
+        raise NotImplementedError(f"{self.label} has no one-pass form: {self.no_one_pass_reason}")
+
 
 def padding_mask(items: torch.Tensor) -> torch.Tensor:
     """True where ``items`` holds a real item."""
@@ -68,3 +78,11 @@ def gather_last(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """``states[b, lengths[b] - 1]`` for a ``[B, L, d]`` tensor."""
     idx = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.size(-1))
     return states.gather(1, idx).squeeze(1)
+
+
+def causal_mask(items: torch.Tensor) -> torch.Tensor:
+    """``[B, L, L]``: True at ``(t, j)`` where ``j <= t`` and ``items[b, j]`` is
+    real, the positions prefix ``t`` attends over."""
+    length = items.shape[1]
+    lower = torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
+    return lower.unsqueeze(0) & padding_mask(items).unsqueeze(1)

@@ -26,6 +26,7 @@ class GRU4Rec(SessionEncoder):
 
     name = "gru4rec"
     label = "GRU4Rec"
+    one_pass = True
 
     def __init__(
         self,
@@ -46,3 +47,8 @@ class GRU4Rec(SessionEncoder):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.item_embedding(items))  # [B, L, H]
         return self.project(gather_last(states, lengths))
+
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The GRU's state after each item is the state of that prefix."""
+        states, _ = self.gru(self.item_embedding(items))
+        return self.project(states)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SessionEncoder, gather_last, padding_mask
+from .base import SessionEncoder, causal_mask, gather_last, padding_mask
 
 
 class NARM(SessionEncoder):
@@ -25,6 +25,7 @@ class NARM(SessionEncoder):
 
     name = "narm"
     label = "NARM"
+    one_pass = True
 
     def __init__(
         self,
@@ -58,3 +59,13 @@ class NARM(SessionEncoder):
         c_local = torch.einsum("bl,blh->bh", alpha, states)  # Eq. 3.1
         session = self.b(self.ctx_dropout(torch.cat([c_global, c_local], dim=-1)))  # Eq. 3.3
         return (session, alpha) if return_attention else session
+
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Every prefix at once: its global state is the GRU state at ``t``,
+        its local one attends over the states ``j <= t`` (a causal mask)."""
+        states, _ = self.gru(self.emb_dropout(self.item_embedding(items)))  # [B, L, H]
+        # alpha[b, t, j] = v^T sigmoid(A1 h_t + A2 h_j), zero where j > t or j is padding
+        alpha = self.v(torch.sigmoid(self.a1(states).unsqueeze(2) + self.a2(states).unsqueeze(1))).squeeze(-1)
+        alpha = alpha.masked_fill(~causal_mask(items), 0.0)
+        c_local = torch.einsum("btj,bjh->bth", alpha, states)
+        return self.b(self.ctx_dropout(torch.cat([states, c_local], dim=-1)))

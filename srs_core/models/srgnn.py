@@ -83,6 +83,9 @@ class SRGNN(SessionEncoder):
 
     name = "srgnn"
     label = "SR-GNN"
+    no_one_pass_reason = ("the session graph of a prefix holds only that prefix's edges, and gated graph steps "
+                          "mix every node with its neighbours, so each prefix's node states differ and need a pass "
+                          "of their own")
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False, *, step: int = 1) -> None:
         super().__init__(n_items, dim, sparse)

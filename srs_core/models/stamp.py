@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SessionEncoder, gather_last, padding_mask
+from .base import SessionEncoder, causal_mask, gather_last, padding_mask
 
 
 class STAMP(SessionEncoder):
@@ -25,6 +25,7 @@ class STAMP(SessionEncoder):
 
     name = "stamp"
     label = "STAMP"
+    one_pass = True
 
     def __init__(self, n_items: int, dim: int = 100, sparse: bool = False) -> None:
         super().__init__(n_items, dim, sparse)
@@ -52,3 +53,15 @@ class STAMP(SessionEncoder):
         h_t = torch.tanh(self.mlp_b(x_t))
         session = h_s * h_t  # Eqs. 3.6-3.7 without the sigmoid (see module doc)
         return (session, alpha) if return_attention else session
+
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Every prefix at once: its last item is ``x_t``, its mean a running
+        mean, and its attention runs over the items ``i <= t`` (a causal mask)."""
+        x = self.item_embedding(items)  # [B, L, d]
+        count = torch.arange(1, items.shape[1] + 1, device=x.device, dtype=x.dtype).view(1, -1, 1)
+        m_s = x.cumsum(1) / count  # the mean of each prefix
+        context = self.w23(torch.cat([x, m_s], dim=-1))  # [B, L, d]: W2 x_t + W3 m_s + b_a per prefix t
+        alpha = self.w0(torch.sigmoid(self.w1(x).unsqueeze(1) + context.unsqueeze(2))).squeeze(-1)  # [B, t, i]
+        alpha = alpha.masked_fill(~causal_mask(items), 0.0)
+        m_a = torch.einsum("bti,bid->btd", alpha, x)
+        return torch.tanh(self.mlp_a(m_a)) * torch.tanh(self.mlp_b(x))

@@ -57,7 +57,9 @@ class RunFields:
     batching: str = _flag("samples", "how an epoch's shuffled samples form batches: samples, runs of one permutation "
                           "(the dissertation's setting, default); buckets, samples of similar prefix length batched "
                           "together within pools of 64 batches, the batches then shuffled, so a batch pads to about "
-                          "its own length (3.9-4.6x faster steps for GRU4Rec, NARM and SR-GNN on Diginetica)",
+                          "its own length (3.9-4.6x faster steps for GRU4Rec, NARM and SR-GNN on Diginetica); sessions, whole sessions "
+                          "of similar length, each read once by the encoder, with a target at every position "
+                          "(GRU4Rec, NARM, STAMP: the same samples in one pass per session)",
                           group=EXTENSIONS_GROUP, choices=list(BATCHINGS))
     # These change where and how fast a run goes, not its result: they are
     # left out of the config hash.
@@ -159,6 +161,14 @@ def check_config(config: "TrainConfig") -> None:
                          "(l2=True) or leave the scale at 1")
     if config.batching not in BATCHINGS:
         raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {config.batching!r}")
+    if config.batching == "sessions":
+        model = MODELS[config.model]
+        if not model.one_pass:
+            raise ValueError(f"--batching sessions needs an encoder with a one-pass form, and {model.label} has none: "
+                             f"{model.no_one_pass_reason}. Use --batching buckets for it")
+        if config.graph == "on":
+            raise ValueError("--batching sessions makes batches of varying shape, which a CUDA graph cannot replay: "
+                             "use --graph auto or off with it")
     if config.select not in SELECT_MODES:
         raise ValueError(f"select must be 'valid' or 'test', got {config.select!r}")
     if config.patience < 0:

@@ -239,5 +239,5 @@ def use_graph(config, device: torch.device, dist: Dist = SINGLE) -> bool:
     (``benchmarks/gpu.sh`` checks one process); ``on`` forces it."""
     if config.graph != "auto":
         return config.graph == "on"
-    return (device.type == "cuda" and not dist.active and config.model in VERIFIED_MODELS
+    return (device.type == "cuda" and config.batching != "sessions" and not dist.active and config.model in VERIFIED_MODELS
             and graph_support(config) is None)

@@ -48,6 +48,7 @@ import torch
 from srs_core.progress import tqdm
 
 from srs_core.data.dataset import ProcessedDataset, batch_order, iter_batches, n_batches
+from srs_core.data.sessions import count_session_batches
 from srs_core.data.device import DeviceSplit
 from srs_core.losses import build_loss, loss_class
 from srs_core.models import build_model
@@ -122,7 +123,8 @@ class Run:
             raise ValueError(f"--batch-size {self.config.batch_size} is the global batch: it must be at least the "
                              f"number of processes ({self.dist.world})")
         self.graphed = use_graph(self.config, self.device, self.dist)
-        self.on_device = self.graphed or self.dist.active or self.device.type == "cuda"  # batches made on the device
+        # batches made on the device (sessions batches are made by numpy and moved, like on a CPU)
+        self.on_device = (self.graphed or self.dist.active or self.device.type == "cuda") and config.batching != "sessions"
         self._setup_model()
         self._setup_step()
         self._setup_data()
@@ -155,7 +157,8 @@ class Run:
         self.test_split = DeviceSplit(self.ds.test, self.device, c.max_len) if self.on_device else None
         self.valid_split = (DeviceSplit(self.ds.valid, self.device, c.max_len)
                             if self.on_device and self.ds.valid is not None else None)
-        self.n_batches = n_batches(self.ds.train, c.batch_size)  # the same for every batching
+        self.n_batches = (count_session_batches(self.ds.train, c.batch_size, c.max_len) if c.batching == "sessions"
+                          else n_batches(self.ds.train, c.batch_size))  # the same for both prefix batchings
 
     def resume(self, force: bool) -> tuple[int, list[dict]]:
         """The last epoch trained and the epochs' records, restored from the

@@ -43,11 +43,17 @@ class TrainStep:
                negatives: torch.Tensor | None, fixed_shapes: bool) -> torch.Tensor:
         """Forward, loss, backward, (reduction over ranks,) optimizer step on
         one global batch; ``negatives=None`` draws them here."""
+        session = None
+        if targets.dim() == 2:  # a batch of whole sessions (sessions batching): every prefix in one pass
+            if self.dist.active:
+                raise ValueError("--batching sessions does not train under torchrun; use --batching buckets there")
+            at = targets > 0
+            session, targets = self.model.forward_all(items, lengths)[at], targets[at]
         n = targets.shape[0]
         lo, hi = shard_rows(n, self.dist) if self.dist.active else (0, n)
-        if not self.dist.active:
+        if session is None and not self.dist.active:
             session = self.model(items, lengths)
-        elif hi > lo:
+        elif session is None and hi > lo:
             session = self.model(items[lo:hi], lengths[lo:hi])
         if negatives is None:  # every rank draws the global batch's negatives (None for ce, cce; sce: its buckets)
             negatives = self.loss_fn.draw(n, self.model.item_embedding.embedding_dim, self.generator)
