@@ -12,9 +12,8 @@ from srs_core.scoring import all_items
 from .base import Loss
 from .options import LossOptions, one_of, option
 
-#: ``cce``'s implementations (``--cce-kernel``): ``chunked``, our float32
-#: PyTorch autograd function, on any device; ``cut``, the Triton kernel of the
-#: ``cut-cross-entropy`` package, on CUDA where that package is installed.
+#: ``cce``'s implementations (``--cce-kernel``): ``chunked``, our float32 autograd function, on any
+#: device; ``cut``, the Triton kernel of the ``cut-cross-entropy`` package, on CUDA where it is installed.
 CCE_KERNELS = ("chunked", "cut")
 
 
@@ -25,9 +24,8 @@ class CCEOptions(LossOptions):
     cce_kernel: str = option("chunked", "cce: chunked, our exact float32 implementation in item chunks (any device; "
                              "default); cut, the Triton kernel of the cut-cross-entropy package (CUDA, where the "
                              "package is installed), which takes bf16 session vectors, so its loss and gradients are "
-                             "cross-entropy's rounded to bf16; never graphed", check=one_of("cce kernel", "--cce-kernel", CCE_KERNELS),
-                             choices=list(CCE_KERNELS),
-                             misuse="--cce-kernel {value} chooses how cce runs, not --loss {loss}: use --loss cce or "
+                             "cross-entropy's rounded to bf16; never graphed", choices=list(CCE_KERNELS),
+                             check=one_of("cce kernel", "--cce-kernel", CCE_KERNELS), misuse="--cce-kernel {value} chooses how cce runs, not --loss {loss}: use --loss cce or "
                              "leave --cce-kernel chunked")
 
 
