@@ -462,6 +462,8 @@ def table3(work_dir: str | Path, names: list[str]) -> pd.DataFrame:
 
     out = long.assign(ours=[fmt(r, "ours") for _, r in long.iterrows()],
                       dissertation=[fmt(r, "dissertation") for _, r in long.iterrows()])
-    wide = out.pivot(index="statistic", columns="dataset", values=["ours", "dissertation"])
-    wide = wide.swaplevel(axis=1)[[(n, s) for n in names for s in ("ours", "dissertation")]]
-    return wide.loc[["n_items", "n_train_sessions", "n_train_samples", "avg_train_session_length"]]
+    labels = {"n_items": "items", "n_train_sessions": "training sessions",
+              "n_train_samples": "training samples (every prefix)", "avg_train_session_length": "mean session length"}
+    out = out.assign(order=out.statistic.map(list(labels).index), statistic=out.statistic.map(labels))
+    out = out.assign(dataset=pd.Categorical(out.dataset, categories=names, ordered=True)).sort_values(["dataset", "order"])
+    return out.set_index(["dataset", "statistic"])[["ours", "dissertation"]]  # long: it fits a narrow page

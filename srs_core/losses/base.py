@@ -61,7 +61,7 @@ class Loss:
     data_parallel: ClassVar[bool] = True
     #: Published since the dissertation (compared apart, in notebook 07-beyond).
     recent: ClassVar[bool] = False
-    #: Its colour in every figure: an index into the book's colour-blind-safe palette of 10.
+    #: Its colour in every figure, as an index into the book's colour-blind-safe palette of 10.
     colour: ClassVar[int] = 9
     #: L2 normalisation in the dissertation's setting of this loss (a run's
     #: name says when it differs).
