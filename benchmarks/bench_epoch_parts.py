@@ -78,12 +78,26 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def step_parts(model, loss_fn, opt, batch, gen) -> tuple[dict, dict]:
-    """One training step in its parts: seconds each, and the flops of forward, loss and backward."""
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def get_total_flops(self) -> int:
+        return 0
+
+
+def step_parts(model, loss_fn, opt, batch, gen, count: bool = False) -> tuple[dict, dict]:
+    """One training step in its parts: seconds each; with ``count``, the flops
+    of forward, loss and backward instead (counting slows every operation, so
+    a step is either timed or counted, never both)."""
     items, lengths, targets = batch
     opt.zero_grad(set_to_none=True)
     secs, flops = {}, {}
-    with FlopCounterMode(display=False) as fc:
+    counter = (lambda: FlopCounterMode(display=False)) if count else _Nothing
+    with counter() as fc:
         t0 = time.perf_counter()
         if targets.dim() == 2:
             at = targets > 0
@@ -92,12 +106,12 @@ def step_parts(model, loss_fn, opt, batch, gen) -> tuple[dict, dict]:
             session, tgt = model(items, lengths), targets
         secs["forward"] = time.perf_counter() - t0
     flops["forward"] = fc.get_total_flops()
-    with FlopCounterMode(display=False) as fc:
+    with counter() as fc:
         t0 = time.perf_counter()
         loss = loss_fn(session, tgt, model.item_embedding, True, gen)
         secs["loss"] = time.perf_counter() - t0
     flops["loss"] = fc.get_total_flops()
-    with FlopCounterMode(display=False) as fc:
+    with counter() as fc:
         t0 = time.perf_counter()
         loss.backward()
         secs["backward"] = time.perf_counter() - t0
@@ -131,22 +145,26 @@ def measure(ds, model_name: str, batching: str, steps: int, warmup: int, seed: i
     total = {p: 0.0 for p in PARTS}
     flops = {p: 0.0 for p in ("forward", "loss", "backward")}
     opt_bytes = batch_bytes = samples = 0
+    timed = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         b = next(batches)
         made = time.perf_counter() - t0
         batch = (b.items, b.lengths, b.targets)
-        secs, fl = step_parts(model, loss_fn, opt, batch, gen)
+        secs, _ = step_parts(model, loss_fn, opt, batch, gen)
         if i < warmup:
             continue
+        timed.append(batch)
         total["batch"] += made
         for k, v in secs.items():
             total[k] += v
-        for k, v in fl.items():
-            flops[k] += v
         opt_bytes += optimizer_bytes(model, batch)
         batch_bytes += sum(t.numel() * t.element_size() for t in batch)
         samples += int((b.targets > 0).sum())
+    for batch in timed:  # the same batches again, their flops counted (untimed)
+        _, fl = step_parts(model, loss_fn, opt, batch, gen, count=True)
+        for k, v in fl.items():
+            flops[k] += v
     epoch_steps = (count_session_batches(ds.train, 128, 25) if batching == "sessions" else n_batches(ds.train, 128))
     per = epoch_steps / steps
     row = {f"{p}_s": total[p] * per for p in PARTS}

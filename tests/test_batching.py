@@ -119,3 +119,29 @@ def test_sessions_batching_trains_through_srs_train(tiny_dataset, tmp_path):
     rec = json.loads((out / "result.json").read_text())
     assert rec["status"] == "complete" and rec["config"]["batching"] == "sessions" and rec["best"]["mrr_at_20"] > 0
     assert rec["identity"]["batching"] == "sessions"
+
+
+@pytest.mark.parametrize("logq", ["single", "mixed", "corrected"])
+def test_in_batch_negatives_leave_out_the_rows_own_session(logq):
+    """In a batch of whole sessions a row's session's other clicks are not
+    negatives: sampled softmax with groups equals the loss with those
+    candidates left out by hand (each row alone, its partner's target out of its candidates)."""
+    from srs_core.losses import build_loss
+
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(31, 8)
+    counts = np.r_[0, np.arange(1, 31)]
+    loss = build_loss("sampled_softmax", counts=counts, negatives=4, logq=logq)
+    session, targets, negatives = torch.randn(4, 8), torch.tensor([3, 7, 9, 12]), torch.tensor([20, 21, 22, 23])
+    plain = loss.compute(session, targets, emb, negatives, False)
+    loss.groups = torch.tensor([0, 1, 2, 3])  # every row its own session: nothing changes
+    assert torch.allclose(loss.compute(session, targets, emb, negatives, False), plain)
+    loss.groups = torch.tensor([0, 0, 1, 1])  # rows 0-1 and 2-3 are two sessions
+    grouped = loss.compute(session, targets, emb, negatives, False)
+    loss.groups = None
+    assert not torch.allclose(grouped, plain)
+    by_hand = torch.stack([loss.compute(session[[r]], targets[[r]], emb,
+                                        torch.cat([targets[[c for c in range(4) if c not in (r, r ^ 1)]], negatives]),
+                                        False) for r in range(4)]).mean()
+    if logq == "single":  # per row the same candidates, so the mean of the rows alone is the batch's loss
+        assert torch.allclose(grouped, by_hand, atol=1e-6)

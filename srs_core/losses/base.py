@@ -68,6 +68,12 @@ class Loss:
     dissertation_l2: ClassVar[bool] = True
     #: The options it was built from (:func:`srs_core.losses.registry.build_loss` sets them).
     settings: Any = None
+    #: For a batch of whole sessions (``--batching sessions``), the session of
+    #: each row, set by the training step around the call; ``None`` otherwise.
+    #: A loss that scores a row against the other rows' targets leaves out
+    #: those of the row's own session (:meth:`same_session`): they are its
+    #: session's other clicks, not draws from the negatives' distribution.
+    groups: torch.Tensor | None = None
 
     def __init__(self, sampler=None, score_scale: float = 1.0) -> None:
         if self.sampled and sampler is None:
@@ -126,6 +132,16 @@ class Loss:
     def compute(self, session: torch.Tensor, targets: torch.Tensor, embedding: nn.Embedding,
                 negatives: torch.Tensor | None, l2: bool) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def same_session(self, batch: int, n_candidates: int) -> torch.Tensor | None:
+        """``[batch, n_candidates]``: True where candidate column ``c < batch``
+        (another row's target) belongs to another row of the same session;
+        ``None`` when the batch is not one of whole sessions."""
+        if self.groups is None:
+            return None
+        g = self.groups
+        related = (g.unsqueeze(1) == g.unsqueeze(0)) & ~torch.eye(batch, dtype=torch.bool, device=g.device)
+        return torch.nn.functional.pad(related, (0, n_candidates - batch))
 
     def shard_negatives(self, targets: torch.Tensor, negatives: torch.Tensor | None, lo: int,
                         hi: int) -> torch.Tensor | None:

@@ -74,8 +74,10 @@ class SourcePopularity:
         self.pop = pop.float().to(sampler.device)  # p(i) of ids 0..N (0 for padding)
         self.log_pop = log_pop.clamp(min=floor).float().to(sampler.device)  # zero counts at the least counted item's
 
-    def loss(self, s: torch.Tensor, targets: torch.Tensor, embedding, negatives: torch.Tensor, l2: bool) -> torch.Tensor:
-        """The loss of session vectors ``s`` (already as scored) against the batch's targets and ``negatives``."""
+    def loss(self, s: torch.Tensor, targets: torch.Tensor, embedding, negatives: torch.Tensor, l2: bool,
+             related: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss of session vectors ``s`` (already as scored) against the batch's targets and ``negatives``;
+        ``related`` candidates (another row of the row's session) are left out like accidental hits."""
         batch, k = targets.shape[0], self.sampler.k
         if negatives.numel() < k:
             raise ValueError(
@@ -88,6 +90,8 @@ class SourcePopularity:
         log_q = torch.cat([self.log_pop[cand[:n_batch]], self.sampler.log_q_correction(cand[n_batch:])]).to(s.dtype)
         own = torch.arange(batch, device=targets.device)
         same = cand.unsqueeze(0) == targets.unsqueeze(1)  # [B, B' + k]: the row's own target, wherever it stands
+        if related is not None:
+            same = same | related
         if self.logq == "mixed":
             hit = same.clone()
             hit.diagonal().fill_(False)  # the row's own positive column stays

@@ -108,7 +108,8 @@ class SampledSoftmax(SampledLoss):
                 f"sampled_softmax uses negatives shared by the batch, shape [k]; got {tuple(negatives.shape)}"
             )
         if self._sources is not None:
-            return self._sources.loss(self.session(session, l2), targets, embedding, negatives, l2)
+            return self._sources.loss(self.session(session, l2), targets, embedding, negatives, l2,
+                                      related=self.same_session(targets.shape[0], targets.shape[0] + negatives.numel()))
         batch = targets.shape[0]
         s = self.session(session, l2)
         cand = torch.cat([targets, negatives])  # [B + k]
@@ -118,5 +119,6 @@ class SampledSoftmax(SampledLoss):
         # (b, b) is the row's own positive: keep it. A plain fill, no indexed
         # write (which would copy a host value and break CUDA-graph capture).
         hit.diagonal().fill_(False)
-        logits = logits.masked_fill(hit, -math.inf)
+        related = self.same_session(batch, cand.numel())  # a batch of whole sessions: its own other clicks
+        logits = logits.masked_fill(hit if related is None else hit | related, -math.inf)
         return F.cross_entropy(logits, own)

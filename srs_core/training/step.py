@@ -49,6 +49,8 @@ class TrainStep:
                 raise ValueError("--batching sessions does not train under torchrun; use --batching buckets there")
             at = targets > 0
             session, targets = self.model.forward_all(items, lengths)[at], targets[at]
+            rows = torch.arange(at.shape[0], device=at.device)
+            self.loss_fn.groups = rows.unsqueeze(1).expand_as(at)[at]  # each sample's session, for in-batch losses
         n = targets.shape[0]
         lo, hi = shard_rows(n, self.dist) if self.dist.active else (0, n)
         if session is None and not self.dist.active:
@@ -61,7 +63,10 @@ class TrainStep:
                 self.negatives.copy_(negatives)  # kept so callers can see what was drawn
         emb = self.model.item_embedding
         if not self.dist.active:
-            loss = self.loss_fn.compute(session, targets, emb, negatives, self.l2)
+            try:
+                loss = self.loss_fn.compute(session, targets, emb, negatives, self.l2)
+            finally:
+                self.loss_fn.groups = None
             loss.backward()
         elif hi > lo:
             loss = shard_loss(self.loss_fn, session, targets, emb, negatives, self.l2, (lo, hi))
