@@ -54,8 +54,9 @@ def machine() -> str:
     return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores"
 
 
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+def commit(where: Path = ROOT) -> str:
+    """The commit of the checkout that holds ``where`` (a build's work folder: the build's own commit)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
 
 
@@ -110,7 +111,7 @@ def order_table(work: Path) -> pd.DataFrame:
     vsknn = table[table.method == "vsknn"].set_index("dataset").mrr_at_20
     table["ratio_to_vsknn"] = table.mrr_at_20 / table.dataset.map(vsknn)
     table["data"] = table.dataset.map(DATASETS)
-    return table.assign(machine=machine(), date=dt.date.today().isoformat(), commit=commit())
+    return table.assign(machine=machine(), date=dt.date.today().isoformat(), commit=commit(work))
 
 
 def main() -> None:

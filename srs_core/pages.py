@@ -101,13 +101,14 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     out.index = [LABELS.get(m.partition(", ")[0], m.partition(", ")[0]) + (", " + m.partition(", ")[2] if ", " in m else "")
                  for m in out.index]
     out.index.name = "method"
-    swapped = [(out.index[i], out.index[i + 1]) for i in range(len(out) - 1)
-               if both[("mrr_at_20", preset)].iloc[i] > both[("mrr_at_20", preset)].iloc[i + 1]]
+    ours = both[("mrr_at_20", preset)].to_numpy()  # in the real split's order, lowest first
+    swapped = [(out.index[i], out.index[j]) for i in range(len(out)) for j in range(i + 1, len(out)) if ours[i] > ours[j]]
     rho = both[("mrr_at_20", real)].rank().corr(both[("mrr_at_20", preset)].rank())
     if not swapped:
         sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real split does."
     else:
         pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
         sentence = (f"On MRR@20 the preset keeps the real split's order of the {len(out)} methods but for "
-                    f"{len(swapped)} neighbouring pair(s) that swap ({pairs}); the rank correlation is {rho:.2f}.")
+                    f"{len(swapped)} pair(s) that swap (on the preset {pairs}; the real split has each the other way round); "
+                    f"the rank correlation is {rho:.2f}.")
     return out, sentence

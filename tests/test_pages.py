@@ -108,4 +108,7 @@ def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_wh
     assert table.loc["transition", ("Diginetica-like preset", "MRR@20")] == "0.1900"
     assert "exactly as the real split" in sentence
     _, swapped = pages.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
-    assert "1 neighbouring pair(s)" in swapped and "transition above STAMP, cross-entropy" in swapped
+    assert "1 pair(s)" in swapped and "STAMP, cross-entropy above transition" not in swapped
+    assert "transition above STAMP, cross-entropy" in swapped
+    _, far = pages.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods
+    assert "2 pair(s)" in far and "transition above V-SKNN" in far
