@@ -242,3 +242,21 @@ def test_frontier_sentence_says_only_or_cheapest():
     keep = _points([("cheap", "stamp", 12.0, 1.02, 1.01, 1.03, "beats"), ("dear", "stamp", 40.0, 1.1, 1.05, 1.15, "beats")])
     assert "the only loss that did so within 1.5 x" in claims.frontier(keep, reference_ms=10.0, where="x").sentence
     assert "the cheapest of the 2 losses" in claims.frontier(keep, reference_ms=10.0, where="x", budget=5).sentence
+
+
+def test_a_partial_build_keeps_the_other_claims_word_for_word(tmp_path):
+    from srs_core.publish import readme
+
+    keys = [k for k, _ in readme.ORDER]
+    old_lines = {k: f"- **{h}: old.** old sentence {k}." for k, h in readme.ORDER}
+    doc = tmp_path / "README.md"
+    doc.write_text(f"intro\n{readme.START}\n*Computed by `srs_core.claims` from the runs of one book build (build A); "
+                   "regenerate.*\n\n" + "\n".join(old_lines.values()) + f"\n{readme.END}\n")
+    new = {f"claim-{k}-{part}": f"new {part} {k}" for k in keys[-2:] for part in ("verdict", "sentence")}
+    with pytest.raises(ValueError, match="glue no sentence"):
+        readme.render(new, "build B")
+    block = readme.render(new, "build B", readme.kept_lines(doc))
+    assert "two book builds: the last 2 claims from build B" in block and "from the runs of build A" in block
+    for k in keys[:-2]:
+        assert old_lines[k] in block
+    assert f"new sentence {keys[-1]}" in block and f"old sentence {keys[-1]}" not in block

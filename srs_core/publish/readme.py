@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import re
 from pathlib import Path
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
@@ -65,19 +66,48 @@ def glued(notebook: str | Path) -> dict[str, str]:
     return out
 
 
-def render(values: dict[str, str], built: str) -> str:
-    """The README block: one line per claim, its verdict and its sentence."""
-    missing = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
+def render(values: dict[str, str], built: str, kept: tuple[dict[str, str], str] | None = None) -> str:
+    """The README block: one line per claim, its verdict and its sentence.
+    ``kept`` (:func:`kept_lines`) supplies, word for word, the lines of the
+    claims these notebooks do not glue, and the header then names both builds."""
+    missing = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values and not (kept and k in kept[0])]
     if missing:
         raise ValueError(f"the notebooks glue no sentence for claim(s) {', '.join(missing)}: pass the executed "
                          "notebooks 05-figures, 07-beyond, models-table1 and 08-real-diginetica (from "
                          "_build/<profile>/src/notebooks/)")
-    lines = [START, f"*Computed by `srs_core.claims` from the runs of one book build ({built}); "
-             "regenerate with `python -m srs_core.publish.readme`.*", ""]
+    old = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
+    if old:
+        new = [k for k, _ in ORDER if k not in old]
+        which = (f"the last {len(new)} claims" if [k for k, _ in ORDER][-len(new):] == new else
+                 "the claims headed " + ", ".join(repr(h) for k, h in ORDER if k in new))
+        header = (f"*Computed by `srs_core.claims` from the runs of two book builds: {which} from {built}; the "
+                  f"other {len(old)}, kept word for word from the block before, from the runs of {kept[1]}. "
+                  "Regenerate with `python -m srs_core.publish.readme`.*")
+    else:
+        header = (f"*Computed by `srs_core.claims` from the runs of one book build ({built}); "
+                  "regenerate with `python -m srs_core.publish.readme`.*")
+    lines = [START, header, ""]
     for key, heading in ORDER:
-        lines.append(f"- **{heading}: {values[f'claim-{key}-verdict']}.** {values[f'claim-{key}-sentence']}")
+        if key in old:
+            lines.append(kept[0][key])
+        else:
+            lines.append(f"- **{heading}: {values[f'claim-{key}-verdict']}.** {values[f'claim-{key}-sentence']}")
     lines.append(END)
     return "\n".join(lines)
+
+
+def kept_lines(readme: str | Path) -> tuple[dict[str, str], str]:
+    """The claim lines of the README's current block, by claim key, and the
+    build its header names (for :func:`render`'s ``kept``)."""
+    text = Path(readme).read_text()
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    header = re.search(r"from the runs of (?:one book build|[^(]*)\((.*?)\)(?:;|\.)", block)
+    lines = {}
+    for key, heading in ORDER:
+        found = re.search(rf"^- \*\*{re.escape(heading)}: .*$", block, flags=re.M)
+        if found:
+            lines[key] = found.group(0)
+    return lines, header.group(1) if header else "an earlier build"
 
 
 def update(readme: str | Path, block: str) -> None:
@@ -96,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("notebooks", type=Path, nargs="+")
     ap.add_argument("--built", required=True, help="which build: profile, commit, date, machine")
     ap.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[2] / "README.md")
+    ap.add_argument("--keep-missing", action="store_true",
+                    help="keep, word for word, the current block's lines of the claims these notebooks do not "
+                    "glue (a build that ran only some notebooks); the header then names both builds")
     args = ap.parse_args(argv)
     values = {}
     for nb in args.notebooks:
         values.update(glued(nb))
-    update(args.readme, render(values, args.built))
+    update(args.readme, render(values, args.built, kept_lines(args.readme) if args.keep_missing else None))
     print(f"rewrote the claims block of {args.readme}")
     return 0
 
