@@ -139,7 +139,9 @@ def plan_datasets(datasets: list[str], raw_paths: dict) -> tuple[list[str], dict
     for name in datasets:
         if name in REAL_ONLY and not (name in raw and Path(raw[name]).exists()):
             given = raw_paths.get(name)
-            where = f"not at {given}" if given else "no path in raw_paths"
+            # a relative path is the reader's own setting; an absolute one would print this machine's folders
+            where = ("no path in raw_paths" if not given else f"not at {given}" if not Path(given).is_absolute()
+                     else f"not at the path raw_paths gives, .../{Path(given).name}")
             notes.append(f"{name}: real data not found ({where}); its real-data sections are skipped "
                          f"({REAL_SOURCES[name]}).")
             continue

@@ -124,7 +124,7 @@ class Run:
                              f"number of processes ({self.dist.world})")
         self.graphed = use_graph(self.config, self.device, self.dist)
         # batches made on the device (sessions batches are made by numpy and moved, like on a CPU)
-        self.on_device = (self.graphed or self.dist.active or self.device.type == "cuda") and config.batching != "sessions"
+        self.on_device = (self.graphed or self.dist.active or self.device.type == "cuda") and self.config.batching != "sessions"
         self._setup_model()
         self._setup_step()
         self._setup_data()
