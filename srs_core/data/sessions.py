@@ -42,11 +42,13 @@ def _samples_per_session(split: Split, max_len: int | None) -> tuple[np.ndarray,
     return first, last, np.maximum(last - first + 1, 0)
 
 
-def session_batches(split: Split, batch_size: int, generator: np.random.Generator,
-                    max_len: int | None = None) -> list[tuple[str, np.ndarray]]:
+def session_batches(split: Split, batch_size: int, generator: np.random.Generator, max_len: int | None = None,
+                    *, per_session=None, positions: np.ndarray | None = None) -> list[tuple[str, np.ndarray]]:
     """An epoch's batches: ``("sessions", session ids)`` or ``("samples",
-    indices into split.sample_index())`` for the prefixes longer than ``max_len``."""
-    _, _, count = _samples_per_session(split, max_len)
+    indices into split.sample_index())`` for the prefixes longer than ``max_len``.
+    ``per_session`` (:func:`_samples_per_session`) and ``positions`` (the
+    prefix lengths of ``split.sample_index()``) spare recomputing them."""
+    _, _, count = per_session or _samples_per_session(split, max_len)
     order = generator.permutation(split.n_sessions)
     order = order[count[order] > 0]
     batches: list[tuple[str, np.ndarray]] = []
@@ -63,16 +65,17 @@ def session_batches(split: Split, batch_size: int, generator: np.random.Generato
             batches.append(("sessions", chunk[start:stop]))
             start = stop
     if max_len is not None:
-        _, pos = split.sample_index()
+        pos = split.sample_index()[1] if positions is None else positions
         tail = np.flatnonzero(pos > max_len)
         tail = tail[generator.permutation(len(tail))]
         batches += [("samples", tail[i:i + batch_size]) for i in range(0, len(tail), batch_size)]
     return [batches[i] for i in generator.permutation(len(batches))]
 
 
-def make_session_batch(split: Split, sessions: np.ndarray, max_len: int | None = None) -> Batch:
-    """Sessions ``sessions`` as one right-padded batch with a target per position."""
-    first, last, _ = _samples_per_session(split, max_len)
+def make_session_batch(split: Split, sessions: np.ndarray, max_len: int | None = None, per_session=None) -> Batch:
+    """Sessions ``sessions`` as one right-padded batch with a target per position
+    (``per_session``: :func:`_samples_per_session`, computed once an epoch by the caller)."""
+    first, last, _ = per_session or _samples_per_session(split, max_len)
     first, last = first[sessions], last[sessions]
     starts = split.offsets[sessions]
     width = int(last.max())  # the inputs: items 0..last-1 predict items 1..last
@@ -89,9 +92,10 @@ def make_session_batch(split: Split, sessions: np.ndarray, max_len: int | None =
 def iter_session_batches(split: Split, batch_size: int, generator: np.random.Generator,
                          max_len: int | None = None) -> Iterator[Batch]:
     sess, pos = split.sample_index()
-    for kind, idx in session_batches(split, batch_size, generator, max_len):
+    per = _samples_per_session(split, max_len)  # once an epoch, not once a batch
+    for kind, idx in session_batches(split, batch_size, generator, max_len, per_session=per, positions=pos):
         if kind == "sessions":
-            yield make_session_batch(split, idx, max_len)
+            yield make_session_batch(split, idx, max_len, per_session=per)
         else:
             yield make_batch(split, sess[idx], pos[idx], max_len=max_len)
 
