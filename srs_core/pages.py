@@ -90,16 +90,11 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     both = pick.dropna()
     real, preset = "real split", "Diginetica-like preset"
     both = both.sort_values(("mrr_at_20", real))
-    out = pd.DataFrame({
-        ("Diginetica split (real)", "MRR@20"): both[("mrr_at_20", real)].map("{:.4f}".format),
-        ("Diginetica split (real)", "P@20"): both[("p_at_20", real)].map("{:.4f}".format),
-        ("Diginetica split (real)", "÷ V-SKNN"): both[("ratio_to_vsknn", real)].map("{:.2f}".format),
-        ("Diginetica-like preset", "MRR@20"): both[("mrr_at_20", preset)].map("{:.4f}".format),
-        ("Diginetica-like preset", "P@20"): both[("p_at_20", preset)].map("{:.4f}".format),
-        ("Diginetica-like preset", "÷ V-SKNN"): both[("ratio_to_vsknn", preset)].map("{:.2f}".format),
-    })
-    out.index = [LABELS.get(m.partition(", ")[0], m.partition(", ")[0]) + (", " + m.partition(", ")[2] if ", " in m else "")
-                 for m in out.index]
+    out = pd.DataFrame({(header, name): both[(column, data)].map(fmt.format)
+                        for header, data in (("Diginetica split (real)", real), ("Diginetica-like preset", preset))
+                        for name, column, fmt in (("MRR@20", "mrr_at_20", "{:.4f}"), ("P@20", "p_at_20", "{:.4f}"),
+                                                  ("÷ V-SKNN", "ratio_to_vsknn", "{:.2f}"))})
+    out.index = [variant_label(m) for m in out.index]  # "stamp, cross-entropy" -> "STAMP, cross-entropy"
     out.index.name = "method"
     ours = both[("mrr_at_20", preset)].to_numpy()  # in the real split's order, lowest first
     swapped = [(out.index[i], out.index[j]) for i in range(len(out)) for j in range(i + 1, len(out)) if ours[i] > ours[j]]
