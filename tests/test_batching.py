@@ -121,6 +121,18 @@ def test_sessions_batching_trains_through_srs_train(tiny_dataset, tmp_path):
     assert rec["identity"]["batching"] == "sessions"
 
 
+def test_sessions_batching_is_refused_under_torchrun_before_the_run_is_built(tiny_dataset, tmp_path):
+    from srs_core.training.distributed import Dist
+    from srs_core.training.loop import Run
+
+    cfg = TrainConfig(data=str(tiny_dataset), model="gru4rec", epochs=1, batching="sessions", loss="sampled_softmax",
+                      optimizer="sparse_fast", l2=True)
+    run = Run(cfg, tmp_path / "run", Dist(0, 2, 0, "gloo"), torch.device("cpu"), quiet=True)
+    with pytest.raises(ValueError, match="--batching buckets"):
+        run.setup()
+    assert not hasattr(run, "model")  # nothing was built
+
+
 @pytest.mark.parametrize("logq", ["single", "mixed", "corrected"])
 def test_in_batch_negatives_leave_out_the_rows_own_session(logq):
     """In a batch of whole sessions a row's session's other clicks are not

@@ -122,6 +122,9 @@ class Run:
         if self.dist.active and self.config.batch_size < self.dist.world:
             raise ValueError(f"--batch-size {self.config.batch_size} is the global batch: it must be at least the "
                              f"number of processes ({self.dist.world})")
+        if self.dist.active and self.config.batching == "sessions":  # refused before any data or model is made
+            raise ValueError("--batching sessions does not train under torchrun (a session's prefixes would be split "
+                             "across ranks); use --batching buckets there")
         self.graphed = use_graph(self.config, self.device, self.dist)
         # batches made on the device (sessions batches are made by numpy and moved, like on a CPU)
         self.on_device = (self.graphed or self.dist.active or self.device.type == "cuda") and self.config.batching != "sessions"

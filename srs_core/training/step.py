@@ -45,8 +45,6 @@ class TrainStep:
         one global batch; ``negatives=None`` draws them here."""
         session = None
         if targets.dim() == 2:  # a batch of whole sessions (sessions batching): every prefix in one pass
-            if self.dist.active:
-                raise ValueError("--batching sessions does not train under torchrun; use --batching buckets there")
             at = targets > 0
             session, targets = self.model.forward_all(items, lengths)[at], targets[at]
             rows = torch.arange(at.shape[0], device=at.device)
