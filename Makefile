@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install book test unit nbval clean help chromium bench-peers
+.PHONY: install book test unit nbval clean help chromium bench-peers bench-official
 
 help:
 	@echo "make book [PROFILE=ci|default|full]  - set up, run every notebook, build the HTML book"
 	@echo "make test                            - set up, run unit tests and nbval notebook checks"
 	@echo "make bench-peers [ARGS=...]          - time our training step next to RecBole's (own venv)"
+	@echo "make bench-official ARGS=...         - our GRU4Rec next to the official PyTorch GRU4Rec (own venv)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,18 @@ $(PEERS)/.installed: benchmarks/peers-requirements.txt
 
 bench-peers: $(PEERS)/.installed
 	PYTHONPATH=$(CURDIR) $(PEERS)/bin/python benchmarks/bench_peers.py $(ARGS)
+
+# Our GRU4Rec next to the official PyTorch GRU4Rec (benchmarks/bench_official.py),
+# whose code is not on PyPI: clone it yourself and pass its folder, e.g.
+# make bench-official ARGS="--official-dir ../gru4rec-official --params yoochoose_xe_shared_best.py --data DATA"
+OFFICIAL := .venv-official
+$(OFFICIAL)/.installed: benchmarks/official-requirements.txt
+	test -x $(OFFICIAL)/bin/python || $(PYTHON) -m venv $(OFFICIAL)
+	$(OFFICIAL)/bin/python -m pip install --quiet -r benchmarks/official-requirements.txt
+	touch $@
+
+bench-official: $(STAMP) $(OFFICIAL)/.installed
+	$(BIN)/python benchmarks/bench_official.py --official-python $(OFFICIAL)/bin/python $(ARGS)
 
 clean:
 	rm -rf _build
