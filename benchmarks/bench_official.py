@@ -15,8 +15,7 @@ with its tuned settings. This script:
    test Recall@20 (our P@20: one target per prediction) and MRR@20;
 3. trains ours with ``srs train`` on the same dataset for the same number of
    epochs (``--ours``: the recommended loss by default), and reads the same
-   numbers from its record (test metrics at the epoch chosen on validation,
-   and at the last epoch, the official code's protocol);
+   numbers from its record (test metrics at the epoch chosen on validation);
 4. appends one row per implementation to ``benchmarks/results/official.csv``
    (``--smoke``: ``official_smoke.csv``), with the machine, the date, the
    official commit and both settings.
@@ -40,7 +39,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +77,6 @@ def official_params(repo: Path, param_file: str, epochs: int) -> str:
 
 def run_official(python: str, repo: Path, train: Path, test: Path, params: str, log: Path) -> dict:
     cmd = [python, str(repo / "run.py"), str(train), "-ps", params, "-t", str(test), "-m", "20", "-d", "cpu"]
-    t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     log.write_text(out.stdout + out.stderr)
     if out.returncode != 0:
@@ -88,8 +85,7 @@ def run_official(python: str, repo: Path, train: Path, test: Path, params: str, 
     metrics = [m for m in map(METRIC_LINE.match, out.stdout.splitlines()) if m]
     if not epochs or not metrics:
         sys.exit(f"could not read the official run's epoch times or metrics; its output is in {log}")
-    return {"epoch_seconds": epochs, "p_at_20": float(metrics[-1].group(1)), "mrr_at_20": float(metrics[-1].group(2)),
-            "wall_seconds": time.perf_counter() - t0}
+    return {"epoch_seconds": epochs, "p_at_20": float(metrics[-1].group(1)), "mrr_at_20": float(metrics[-1].group(2))}
 
 
 def run_ours(data: Path, epochs: int, extra: list[str], out_dir: Path) -> dict:
@@ -97,10 +93,8 @@ def run_ours(data: Path, epochs: int, extra: list[str], out_dir: Path) -> dict:
            "--epochs", str(epochs), "--patience", "0", "--output", str(out_dir), *extra]
     subprocess.run(cmd, check=True, capture_output=True)
     rec = json.loads((out_dir / "result.json").read_text())
-    last = rec["epochs"][-1]
     return {"epoch_seconds": [e["train_seconds"] for e in rec["epochs"]], "p_at_20": rec["best"]["p_at_20"],
-            "mrr_at_20": rec["best"]["mrr_at_20"], "last_p_at_20": last["p_at_20"], "last_mrr_at_20": last["mrr_at_20"],
-            "chosen_epoch": rec["best"]["epoch"]}
+            "mrr_at_20": rec["best"]["mrr_at_20"], "chosen_epoch": rec["best"]["epoch"]}
 
 
 def main(argv=None) -> None:
