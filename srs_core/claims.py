@@ -60,6 +60,11 @@ class Claim:
     numbers: dict = field(default_factory=dict)
 
 
+#: Between a mean and its spread in the tables: no-break spaces keep
+#: "0.1234 ± 0.0012" on one line in a narrow column.
+PLUS_MINUS = "\u00a0±\u00a0"
+
+
 def _fmt(x: float, spec: str = ".2f") -> str:
     return "–" if x is None or not math.isfinite(x) else format(x, spec)
 

@@ -14,6 +14,7 @@ import math
 
 import pandas as pd
 
+from srs_core.claims import PLUS_MINUS
 from srs_core.plots import LABELS
 
 #: How a page names each dataset of the profiles.
@@ -33,12 +34,13 @@ def by_catalogue(runs: pd.DataFrame) -> list[str]:
 
 
 def spread(values: pd.Series, digits: int = 4) -> str:
-    """``"0.1234 ± 0.0012"``: the mean and sd over seeds; one seed shows ``"0.1234 ± –"``."""
+    """``"0.1234 ± 0.0012"``: the mean and sd over seeds; one seed shows ``"0.1234 ± –"``
+    (no-break spaces around the sign, :data:`PLUS_MINUS`)."""
     v = values.dropna().astype(float)
     if not len(v):
         return "–"
     sd = f"{v.std(ddof=1):.{digits}f}" if len(v) > 1 else "–"
-    return f"{v.mean():.{digits}f} ± {sd}"
+    return f"{v.mean():.{digits}f}{PLUS_MINUS}{sd}"
 
 
 def variant_label(variant: str) -> str:

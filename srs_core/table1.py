@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from srs_core.claims import Claim, _fmt
+from srs_core.claims import PLUS_MINUS, Claim, _fmt
 from srs_core.diagnosis import REFERENCE
 
 #: The dissertation's Table 1, quoted from Wu et al. (2019) in percent, as model, then dataset, then (P@20, MRR@20).
@@ -60,7 +60,7 @@ def _cell(values: pd.Series) -> str:
     v = values.dropna().to_numpy(float) * 100
     if not len(v):
         return "–"
-    return f"{v.mean():.2f}" if len(v) == 1 else f"{v.mean():.2f} ± {v.std(ddof=1):.2f}"
+    return f"{v.mean():.2f}" if len(v) == 1 else f"{v.mean():.2f}{PLUS_MINUS}{v.std(ddof=1):.2f}"
 
 
 def per_model(runs: pd.DataFrame) -> pd.DataFrame:

@@ -25,8 +25,8 @@ def _runs():
 
 
 def test_spread_shows_mean_and_sd_and_a_dash_for_one_seed():
-    assert pages.spread(pd.Series([0.1, 0.3])) == "0.2000 ± 0.1414"
-    assert pages.spread(pd.Series([0.25])) == "0.2500 ± –"
+    assert pages.spread(pd.Series([0.1, 0.3])) == "0.2000\u00a0±\u00a00.1414"
+    assert pages.spread(pd.Series([0.25])) == "0.2500\u00a0±\u00a0–"
     assert pages.spread(pd.Series([float("nan")])) == "–"
 
 
@@ -45,7 +45,7 @@ def test_the_table_orders_datasets_by_catalogue_models_as_the_book_and_baselines
     assert digi.iloc[2]["MRR@20"].startswith("0.5000")  # baselines by MRR@20, best first
     assert "elsewhere" not in set(table.dataset)  # a baseline of another dataset is left out
     row = digi.iloc[0]
-    assert row["MRR@20"] == "0.3100 ± 0.0141" and row["seeds"] == "2" and row["s / epoch"] == "100.0"
+    assert row["MRR@20"] == "0.3100\u00a0±\u00a00.0141" and row["seeds"] == "2" and row["s / epoch"] == "100.0"
     assert digi.iloc[2]["s / epoch"] == "–" and digi.iloc[2]["seeds"] == "–"
 
 

@@ -51,7 +51,7 @@ def test_the_page_table_puts_ours_beside_the_published():
     tab = t1.table1(frame, floors)
     ss = ("STAMP", "sampled softmax (logQ)")
     assert list(tab.index) == [("STAMP", "cross-entropy"), ss, ("V-SKNN", "session baseline")]
-    assert tab.loc[("STAMP", "cross-entropy"), ("ours, validation", "MRR@20")] == "15.50 ± 0.71"
+    assert tab.loc[("STAMP", "cross-entropy"), ("ours, validation", "MRR@20")] == "15.50\u00a0±\u00a00.71"
     assert tab.loc[ss, ("ours, validation", "MRR@20")] == "17.00"  # one seed: no spread
     assert tab.loc[ss, ("published", "MRR@20")] == "14.32"
     assert tab.loc[("V-SKNN", "session baseline"), ("ours, best test epoch", "P@20")] == "–"

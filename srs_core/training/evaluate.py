@@ -15,10 +15,13 @@ from .runtime import progress
 
 
 #: Items scored at once when ``item_chunk`` is 0 (auto). On a CPU a chunk of
-#: a few thousand items keeps a batch's scores in cache while they are
-#: compared with the targets' (2.9x faster than one chunk of all 43k items on
-#: Diginetica, benchmarks/README.md); a GPU wants large chunks.
-AUTO_ITEM_CHUNK = {"cpu": 8192, "cuda": 131072}
+#: a couple of thousand items keeps a batch's scores (256 x 2048 floats, 2 MiB)
+#: in cache while they are compared with the targets': ranking the Diginetica
+#: split's test samples then runs within 2x of its matmul floor on one thread
+#: and on two, where 8192-item chunks and one chunk of all 43k items were
+#: slower (benchmarks/bench_eval_chunks.py, benchmarks/README.md); a GPU wants
+#: large chunks. The ranks do not depend on the chunk.
+AUTO_ITEM_CHUNK = {"cpu": 2048, "cuda": 131072}
 
 
 def item_chunk_for(device: torch.device, item_chunk: int) -> int:
