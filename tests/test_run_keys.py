@@ -50,8 +50,9 @@ def profile_configs(name: str) -> list[TrainConfig]:
         out += diagnosis_grid(diag, ["ns", "triplet", "sampled_softmax"], optimizer=optimizer, k_large=p["k_large"],
                               extensions=p.get("extensions"), one_factor=p.get("one_factor"),
                               one_factor_models=p.get("one_factor_models"))
-        out += extension_setting(diag, p.get("recent", []), optimizer)
-        out += extension_setting([c for c in diag if c.model in p.get("recent_grid_models", [])],
+        beyond = [c for c in base if c.model in p.get("beyond_models", [])]
+        out += extension_setting(beyond, p.get("recent", []), optimizer)
+        out += extension_setting([c for c in beyond if c.model in p.get("recent_grid_models", [])],
                                  p.get("recent_grid", []), optimizer)
     if "table1_models" in p:  # the standard Diginetica split (models-table1, 08-real-diginetica)
         split = dict(batching=p["batching"], patience=p["split_patience"])
