@@ -60,8 +60,8 @@ class Claim:
     numbers: dict = field(default_factory=dict)
 
 
-#: Between a mean and its spread in the tables: no-break spaces keep
-#: "0.1234 ± 0.0012" on one line in a narrow column.
+#: The sign between a mean and its spread in the tables, with no-break spaces
+#: around it, so that "0.1234 ± 0.0012" stays on one line in a narrow column.
 PLUS_MINUS = "\u00a0±\u00a0"
 
 

@@ -35,7 +35,7 @@ def by_catalogue(runs: pd.DataFrame) -> list[str]:
 
 def spread(values: pd.Series, digits: int = 4) -> str:
     """``"0.1234 ± 0.0012"``: the mean and sd over seeds; one seed shows ``"0.1234 ± –"``
-    (no-break spaces around the sign, :data:`PLUS_MINUS`)."""
+    (no-break spaces around the sign, :data:`srs_core.claims.PLUS_MINUS`)."""
     v = values.dropna().astype(float)
     if not len(v):
         return "–"
