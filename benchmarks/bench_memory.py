@@ -18,6 +18,10 @@ split) adds the peak of evaluating its validation and test splits with a
 STAMP model at that catalogue size. Writes ``benchmarks/results/memory.csv``.
 
     python benchmarks/bench_memory.py --data _build/work/default/data/diginetica-srgnn
+    python benchmarks/bench_memory.py --only 4 --keep   # one configuration more, keeping the other rows
+
+The CSV is rewritten after every configuration, so an interrupted run keeps
+the rows it finished.
 """
 from __future__ import annotations
 
@@ -118,8 +122,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000, help="training steps per configuration (default 1000)")
     ap.add_argument("--data", type=Path, help="a processed dataset whose evaluation peak to measure")
     ap.add_argument("--only", nargs="*", type=int, help="indices into CONFIGS to run (default: all)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the rows of the existing CSV that this run does not measure again (to measure the "
+                    "configurations in several sittings)")
     args = ap.parse_args()
-    rows, today, who = [], dt.date.today().isoformat(), machine()
+    today, who = dt.date.today().isoformat(), machine()
+    kept = _read_rows() if args.keep else []
+    rows: list[dict] = []
+
+    def save() -> None:  # after every row: an interrupted run keeps what it measured
+        ids = {_row_id(r) for r in rows}
+        _write_rows([r for r in kept if _row_id(r) not in ids] + rows)
+
     for i, (label, spec, allocator, steps) in enumerate(CONFIGS):
         if args.only is not None and i not in args.only:
             continue
@@ -134,6 +148,7 @@ def main() -> None:
                      "optimizer": spec["optimizer"], "n_items": spec["n_items"], "allocator": allocator,
                      "steps": steps, **m, "growth_mb": round(m["rss_end_mb"] - m["rss_after_10_mb"], 1)})
         print(f"[memory] {rows[-1]}", flush=True)
+        save()
     if args.data is not None:
         out = subprocess.run([sys.executable, "-c", EVAL_CHILD, str(args.data)], capture_output=True, text=True)
         if out.returncode != 0:
@@ -142,12 +157,27 @@ def main() -> None:
         rows.append({"machine": who, "date": today, "kind": "evaluate", "label": f"STAMP, {args.data.name}",
                      "allocator": "glibc default", **m})
         print(f"[memory] {rows[-1]}", flush=True)
+    save()
+    print(f"[memory] wrote {OUT}")
+
+
+def _row_id(row: dict) -> tuple:
+    return row["kind"], row["label"], str(row.get("n_items", "")), row["allocator"]
+
+
+def _read_rows() -> list[dict]:
+    if not OUT.is_file():
+        return []
+    with OUT.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_rows(rows: list[dict]) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=FIELDS)
     w.writeheader()
     w.writerows(rows)
     atomic_write_bytes(OUT, buf.getvalue().encode())
-    print(f"[memory] wrote {OUT}")
 
 
 if __name__ == "__main__":
