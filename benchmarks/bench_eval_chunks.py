@@ -19,13 +19,13 @@ Writes ``benchmarks/results/eval_chunks.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from srs_core.bench import machine  # noqa: E402
 from srs_core.data.dataset import ProcessedDataset  # noqa: E402
 from srs_core.models import build_model  # noqa: E402
+from srs_core.results import atomic_write_bytes  # noqa: E402
 from srs_core.training.evaluate import evaluate  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "eval_chunks.csv"
@@ -86,14 +87,9 @@ def main() -> None:
                              date=dt.date.today().isoformat()))
             print(f"[eval]   chunk {item_chunk:>6}: {best:6.2f} s, {best / floor:.2f}x the floor, "
                   f"ranks {'equal' if same else 'DIFFER'}", flush=True)
+    shown = [{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()})
-    tmp.replace(OUT)
+    atomic_write_bytes(OUT, pd.DataFrame(shown).to_csv(index=False).encode())
     print(f"wrote {OUT}")
 
 
