@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from srs_core.losses import GeneralisedBCE
+from srs_core.losses import LOSSES, GeneralisedBCE
 from srs_core.stats import loglog_slope
 
 # Claim I reads a slope only from at least MIN_SIZES catalogue sizes spanning MIN_SPAN x.
@@ -88,11 +88,13 @@ def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense"
     (a training step, or an epoch's cost per 1,000 samples)."""
     rows = scaling[(scaling.loss == loss) & (scaling.optimizer == optimizer)].sort_values("n_items")
     n, t = rows.n_items.to_numpy(float), rows.median_ms.to_numpy(float)
+    name = LOSSES[loss].label if loss in LOSSES else loss
+    lead = "" if loss == "ce" and optimizer == "dense" else f"With {optimizer}, "
     numbers = {"sizes": len(n), "n_min": float(n.min()) if len(n) else math.nan,
                "n_max": float(n.max()) if len(n) else math.nan}
     if len(n) < MIN_SIZES or n.max() / n.min() < MIN_SPAN:
         return Claim("I", "too small to tell",
-                     f"This build timed cross-entropy's {what} at {len(n)} catalogue size(s)"
+                     f"This build timed {name}'s {what}" + (f" with {optimizer}" if lead else "") + f" at {count(len(n), 'catalogue size')}"
                      + (f" ({int(n.min()):,} to {int(n.max()):,} items)" if len(n) else "")
                      + f"; a growth rate needs at least {MIN_SIZES} sizes spanning {MIN_SPAN:g}x, so it is too small "
                        "to tell how the cost grows.", numbers)
@@ -100,8 +102,9 @@ def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense"
     numbers.update(slope=slope, ms_min=float(t[0]), ms_max=float(t[-1]))
     word = ("grows about linearly" if slope >= LINEAR else "grows" if slope >= GROWS else
             "grows slowly" if slope >= FLAT else "does not grow")
+    subject = f"{lead}{name}" if lead else name[0].upper() + name[1:]
     return Claim("I", word,
-                 f"Cross-entropy's training {what} {word} with the catalogue: from {t[0]:.1f} ms at {int(n[0]):,} items "
+                 f"{subject}'s training {what} {word} with the catalogue: from {t[0]:.1f} ms at {int(n[0]):,} items "
                  f"to {t[-1]:.1f} ms at {int(n[-1]):,}, a log-log slope of {slope:.2f} over {len(n)} sizes "
                  "(1 would be linear).", numbers)
 
@@ -129,6 +132,11 @@ def scalable_faster(speedups: pd.DataFrame, where: str) -> Claim:
 
 
 # -- accuracy from intervals -----------------------------------------------------------
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 model"``, ``"3 models"``: a number and its noun, in the plural where it needs one."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def _counts(verdicts) -> dict:
@@ -268,14 +276,15 @@ def frontier(points: pd.DataFrame, reference_ms: float, where: str, budget: floa
                      f"On {where}, no loss kept cross-entropy's MRR@20 for every model at no more than {budget:g} x the "
                      f"step time of negative sampling with sparse_fast ({len(per_loss)} losses; {why}).", numbers)
     best = good.iloc[0]
+    name = LOSSES[good.index[0]].label if good.index[0] in LOSSES else good.index[0]  # the book's name of the loss
     n_models = int(best.models)
     models = "the one model" if n_models == 1 else "both models" if n_models == 2 else f"all {n_models} models"
     settings = ""
     if "variant" in rows:  # the setting each model chose on validation
         chosen = rows[rows.loss == good.index[0]].sort_values("model")
         settings = " (chosen on validation: " + "; ".join(f"{m}: {v}" for m, v in zip(chosen.model, chosen.variant)) + ")"
-    return Claim("frontier", f"recommend {good.index[0]}",
-                 f"On {where}, {good.index[0]}{settings} kept cross-entropy's MRR@20 for {models} "
+    return Claim("frontier", f"recommend {name}",
+                 f"On {where}, {name}{settings} kept cross-entropy's MRR@20 for {models} "
                  f"(intervals {_fmt(best.low)}-{_fmt(best.high)}) at {_fmt(best.cost)} x the step time of negative "
                  f"sampling with sparse_fast ({_fmt(best.step_ms, '.1f')} ms); it is "
                  + (f"the only loss that did so within {budget:g} x." if len(good) == 1 else
@@ -305,7 +314,7 @@ def gbce(rows: pd.DataFrame, where: str) -> Claim:
                      {"n": 0})
 
     def part(x: pd.DataFrame) -> str:
-        return f"{_range(x.mrr_ratio)} x cross-entropy's MRR@20 ({_count_text(_counts(x.mrr_verdict))})"
+        return f"{_range(x.mrr_ratio)} x cross-entropy's MRR@20 ({count(len(x), 'model')}: {_count_text(_counts(x.mrr_verdict))})"
 
     def keeps(x: pd.DataFrame) -> bool:
         return len(x) > 0 and all(w in KEEPS for w in x.mrr_verdict)

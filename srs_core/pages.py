@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from srs_core.claims import PLUS_MINUS
+from srs_core.claims import PLUS_MINUS, count
 from srs_core.plots import LABELS
 
 #: How a page names each dataset of the profiles.
@@ -43,11 +43,41 @@ def spread(values: pd.Series, digits: int = 4) -> str:
     return f"{v.mean():.{digits}f}{PLUS_MINUS}{sd}"
 
 
-def variant_label(variant: str) -> str:
+def variant_label(variant: str, omit: tuple[str, ...] = ()) -> str:
     """A run's name with its loss written out (``"ns, S=5, popularity"`` ->
-    ``"negative sampling, S=5, popularity"``)."""
-    head, sep, rest = str(variant).partition(", ")
-    return LABELS.get(head, head) + sep + rest
+    ``"negative sampling, S=5, popularity"``), without the parts in ``omit``
+    (a setting every row of a page shares, such as ``"buckets batching"``)."""
+    head, *rest = str(variant).split(", ")
+    return ", ".join([LABELS.get(head, head), *(r for r in rest if r not in omit)])
+
+
+def comparison(table: pd.DataFrame, omit: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A page's table of :func:`srs_core.experiments.compare_runs` rows: per
+    model and loss (its setting without the parts in ``omit``), the test
+    MRR@20 as mean ± sd over seeds, P@20, the ratios of both to the
+    reference's with their paired 95% intervals, the verdicts on MRR@20 and
+    on P@20, the seeds, and the columns of ``table`` named in ``keep`` as
+    they are; the reference first in each model."""
+    from srs_core.experiments import interval_text
+
+    def mean_sd(m, s):
+        return f"{m:.4f}{PLUS_MINUS}{s:.4f}" if pd.notna(s) else f"{m:.4f}{PLUS_MINUS}–"
+
+    reference = table.mrr_verdict.isna()
+    out = pd.DataFrame({
+        "model": table.model.map(lambda m: LABELS.get(m, m)),
+        "loss and setting": table.variant.map(lambda v: variant_label(v, omit)),
+        "MRR@20": [mean_sd(m, s) for m, s in zip(table.mrr_at_20_mean, table.mrr_at_20_sd)],
+        "P@20": table.p_at_20_mean.map("{:.4f}".format),
+        "MRR ratio (95% CI)": [interval_text(*r) for r in zip(table.mrr_ratio, table.mrr_lo, table.mrr_hi)],
+        "P ratio (95% CI)": [interval_text(*r) for r in zip(table.p_ratio, table.p_lo, table.p_hi)],
+        "verdict (MRR / P)": ["reference" if ref else f"{a} / {b}"
+                              for ref, a, b in zip(reference, table.mrr_verdict, table.p_verdict)],
+        "seeds": table.seeds.astype(int).astype(str),
+        **{k: table[k] for k in keep},
+        "_first": ~reference.to_numpy()})
+    out = out.sort_values(["model", "_first", "loss and setting"]).drop(columns="_first")
+    return out.set_index(["model", "loss and setting"])
 
 
 def tidy(runs: pd.DataFrame, floors: pd.DataFrame | None = None, by: tuple[str, ...] = ("dataset", "model")) -> pd.DataFrame:
@@ -106,6 +136,51 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     else:
         pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
         sentence = (f"On MRR@20 the preset keeps the real split's order of the {len(out)} methods but for "
-                    f"{len(swapped)} pair(s) that swap (on the preset {pairs}; the real split has each the other way round); "
+                    f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real split has each the other way round); "
                     f"the rank correlation is {rho:.2f}.")
     return out, sentence
+
+
+def scaling_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """The scaling page's table: one row per loss and optimizer (the book's
+    names, cross-entropy first), the median step time at each catalogue size
+    measured, and the log-log slopes of step time and of peak memory over the
+    catalogue size (1: linear, 0: flat)."""
+    from srs_core.plots import OPTIMIZER_LABELS, pairing_label
+    from srs_core.stats import loglog_slope
+
+    rows = {}
+    for (loss, optimizer), g in steps.groupby(["loss", "optimizer"]):
+        g = g.groupby("n_items")[["median_ms", "peak_rss_mb"]].median().sort_index()
+        row = {("ms per step, at N items", f"{int(n):,}"): f"{ms:.1f}" for n, ms in g.median_ms.items()}
+        row[("log-log slope", "time")] = f"{loglog_slope(g.index, g.median_ms):.2f}" if len(g) > 1 else "–"
+        row[("log-log slope", "memory")] = f"{loglog_slope(g.index, g.peak_rss_mb):.2f}" if len(g) > 1 else "–"
+        order = (loss != "ce", loss, list(OPTIMIZER_LABELS).index(optimizer) if optimizer in OPTIMIZER_LABELS else 9)
+        rows[(order, pairing_label(loss, optimizer))] = row
+    table = pd.DataFrame([rows[k] for k in sorted(rows)], index=[k[1] for k in sorted(rows)])
+    sizes = sorted({c for c in table.columns if c[0].startswith("ms")}, key=lambda c: int(c[1].replace(",", "")))
+    table = table[sizes + [c for c in table.columns if c not in sizes]].fillna("–")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    table.index.name = "loss + optimizer"
+    return table
+
+
+def frontier_table(points: pd.DataFrame, on_frontier: pd.Series, reference_ms: float) -> pd.DataFrame:
+    """The frontier's table: per model and loss, the setting chosen on
+    validation, its MRR@20 ratio to cross-entropy's (95% interval) and
+    verdict, its training step in ms and as a multiple of negative sampling's
+    in the dissertation's setting (``reference_ms``), and whether it is on
+    the accuracy-cost frontier. A loss that was not timed says so."""
+    from srs_core.experiments import interval_text
+
+    step = points.step_ms
+    out = pd.DataFrame({
+        "model": points.model.map(lambda m: LABELS.get(m, m)),
+        "loss": points.loss.map(lambda v: LABELS.get(v, v)),
+        "setting": [", ".join(str(v).split(", ")[1:]) or "as defined" for v in points.variant],
+        "MRR ratio (95% CI)": [interval_text(*r) for r in zip(points.mrr_ratio, points.mrr_lo, points.mrr_hi)],
+        "verdict (MRR)": points.mrr_verdict.fillna("reference"),
+        "ms / step": [f"{v:.1f}" if pd.notna(v) else "not timed" for v in step],
+        "÷ negative sampling's step": [f"{v / reference_ms:.2f}" if pd.notna(v) and reference_ms > 0 else "–" for v in step],
+        "on the frontier": on_frontier.reindex(points.index).map({True: "yes", False: "no"}).fillna("–")})
+    return out.sort_values(["model", "loss"]).set_index(["model", "loss"])

@@ -85,57 +85,6 @@ def experiment(runs: pd.DataFrame, *, x: str, hue: str, x_order: list | None = N
     return fig
 
 
-def _label(df: pd.DataFrame, col: str) -> pd.Series:
-    return df[col].map(lambda v: LABELS.get(v, v))
-
-
-#: Line styles of the baselines' reference marks (cycled).
-FLOOR_STYLES = ["--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
-
-
-def quality_and_time(df: pd.DataFrame, *, x: str, hue: str, title: str, floors: pd.DataFrame | None = None) -> plt.Figure:
-    """Two panels, as in the dissertation's Figures 8-10: (a) MRR@20, (b)
-    training seconds per epoch. Bars are means over seeds; the black lines
-    are one standard deviation when there are several seeds.
-
-    ``floors`` (baseline rows: ``model`` names the baseline) are drawn in (a)
-    as reference marks, one dashed segment per baseline across each group of
-    bars, not as bars: over the group of their own ``x`` value where the
-    floors have that column (``x="dataset"``), else across every group."""
-    d = df.copy()
-    d[hue], d[x] = _label(d, hue), _label(d, x)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    sns.barplot(d, x=x, y="mrr_at_20", hue=hue, errorbar="sd", ax=axes[0], err_kws={"linewidth": 1.2}, capsize=0.1)
-    axes[0].set(ylabel="MRR@20", xlabel="", title="(a) recommendation quality")
-    if floors is not None and len(floors):
-        _floor_marks(axes[0], floors, x)
-    timed = d.dropna(subset=["epoch_seconds"])
-    sns.barplot(timed, x=x, y="epoch_seconds", hue=hue, errorbar="sd", ax=axes[1], capsize=0.1,
-                err_kws={"linewidth": 1.2}, legend=False)
-    axes[1].set(ylabel="training seconds per epoch", xlabel="", yscale="log", title="(b) training time")
-    for ax in axes:
-        ax.tick_params(axis="x", labelrotation=15)
-    _legend_below(fig, axes[0])
-    fig.suptitle(title)
-    return fig
-
-
-def _floor_marks(ax: plt.Axes, floors: pd.DataFrame, x: str) -> None:
-    """One black segment per baseline over each group of bars, with its own line style."""
-    groups = [t.get_text() for t in ax.get_xticklabels()]
-    names = list(dict.fromkeys(floors.model))
-    for style, name in zip(FLOOR_STYLES * (len(names) // len(FLOOR_STYLES) + 1), names):
-        rows = floors[floors.model == name]
-        for i, group in enumerate(groups):
-            here = rows[_label(rows, x) == group] if x in rows.columns else rows
-            if len(here):
-                ax.hlines(float(here.mrr_at_20.mean()), i - 0.45, i + 0.45, colors="black", linestyles=style,
-                          linewidth=1.3, label=f"{LABELS.get(name, name)} (baseline)")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))  # one entry per baseline
-    ax.legend(unique.values(), unique.keys())
-
-
 def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
     """One legend under the panels, so that it never hides a bar."""
     handles, labels = ax.get_legend_handles_labels()
@@ -144,19 +93,40 @@ def _legend_below(fig: plt.Figure, ax: plt.Axes) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
 
 
+#: How a figure names each optimizer, and the line style and marker that tell them apart (a loss keeps its colour).
+OPTIMIZER_LABELS = {"dense": "dense Adam", "sparse": "SparseAdam", "sparse_fast": "sparse_fast"}
+OPTIMIZER_STYLES = {"dense": ("-", "o"), "sparse": (":", "s"), "sparse_fast": ("--", "^")}
+
+
+def pairing_label(loss: str, optimizer: str) -> str:
+    """``"negative sampling + sparse_fast"``: a loss and its optimizer as the book names them."""
+    return f"{LABELS.get(loss, loss)} + {OPTIMIZER_LABELS.get(optimizer, optimizer)}"
+
+
 def scaling(df: pd.DataFrame) -> plt.Figure:
-    """Step time and peak memory against the number of items (log-log)."""
-    d = df.copy()
-    d["pairing"] = d["loss"].map(lambda v: LABELS.get(v, v)) + " + " + d["optimizer"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    sns.lineplot(d, x="n_items", y="median_ms", hue="pairing", style="pairing", markers=True, dashes=False, ax=axes[0])
-    axes[0].set(xscale="log", yscale="log", xlabel="number of items N", ylabel="ms per training step (median)",
-                title="(a) time per step")
-    sns.lineplot(d, x="n_items", y="peak_rss_mb", hue="pairing", style="pairing", markers=True, dashes=False, ax=axes[1],
-                 legend=False)
-    axes[1].set(xscale="log", yscale="log", xlabel="number of items N", ylabel="peak resident memory (MB)",
-                title="(b) peak memory")
-    _legend_below(fig, axes[0])
+    """Step time and peak memory against the number of items (log-log), sized
+    for the text column: one colour per loss, one line style and marker per
+    optimizer, one legend entry per pairing, below the panels."""
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.6))
+    pairs = df[["loss", "optimizer"]].drop_duplicates()
+    pairs = pairs.sort_values(["loss", "optimizer"], key=lambda s: s.map(lambda v: (v != REFERENCE, v)))
+    for r in pairs.itertuples():
+        d = df[(df.loss == r.loss) & (df.optimizer == r.optimizer)].groupby("n_items")[["median_ms", "peak_rss_mb"]].median()
+        line, marker = OPTIMIZER_STYLES.get(r.optimizer, ("-.", "d"))
+        for ax, col in zip(axes, ("median_ms", "peak_rss_mb")):
+            ax.plot(d.index, d[col], linestyle=line, marker=marker, markersize=4, color=colour(r.loss),
+                    label=pairing_label(r.loss, r.optimizer))
+    for ax, name, title in ((axes[0], "ms per training step (median)", "(a) time per step"),
+                            (axes[1], "peak resident memory (MB)", "(b) peak memory")):
+        ax.set(xscale="log", yscale="log")
+        ax.set_xlabel("number of items N", fontsize=FONT)
+        ax.set_ylabel(name, fontsize=FONT)
+        ax.set_title(title, fontsize=FONT + 1)
+        ax.tick_params(labelsize=FONT)
+    handles, labels = axes[0].get_legend_handles_labels()
+    rows = -(-len(labels) // 2)
+    fig.tight_layout(rect=(0, 0.055 * (rows + 1), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=FONT, frameon=False)
     return fig
 
 
@@ -182,41 +152,41 @@ def peers(df: pd.DataFrame) -> plt.Figure:
 
 
 def frontier(points: pd.DataFrame, on_frontier: pd.Series) -> plt.Figure:
-    """Accuracy against cost, one panel per model: x the loss's training step
-    (ms, log scale) at a MeLi2020-sized catalogue, y its test-day MRR@20 over
-    cross-entropy's with the 95% interval, each point labelled with its loss;
-    the frontier (``on_frontier``) is joined by a line. Points without a step
-    time (``NaN``: not benchmarked) are left out; a panel with none says so."""
+    """Accuracy against cost, one panel per model, sized for the text column:
+    x the loss's training step (ms, log scale) at a MeLi2020-sized catalogue,
+    y its test-day MRR@20 over cross-entropy's with the 95% interval, each
+    point in its loss's colour and labelled with its loss (labels alternate
+    above and below, so neighbours do not overlap); the frontier
+    (``on_frontier``) is joined by a line. Points without a step time
+    (``NaN``: not benchmarked) are left out; a panel with none says so."""
     models = list(dict.fromkeys(points.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.4), squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
+    fig, axes = plt.subplots(len(models), 1, figsize=(PAGE_WIDTH, 3.8 * len(models)), squeeze=False, sharex=True)
+    for ax, model in zip(axes[:, 0], models):
         d = points[(points.model == model) & (points.step_ms > 0)].sort_values("step_ms")  # NaN: not timed
         if not len(d):
             ax.axis("off")
             ax.text(0.5, 0.5, f"{LABELS.get(model, model)}: no step time measured for these losses\n"
-                    "(benchmarks/bench_losses.py)", ha="center", va="center", fontsize=10, transform=ax.transAxes)
+                    "(benchmarks/bench_losses.py)", ha="center", va="center", fontsize=FONT, transform=ax.transAxes)
             continue
-        err = [(d.mrr_ratio - d.mrr_lo).clip(lower=0), (d.mrr_hi - d.mrr_ratio).clip(lower=0)]
-        ax.errorbar(d.step_ms, d.mrr_ratio, yerr=err, fmt="o", capsize=3, color="tab:blue")
-        for r in d.itertuples():
-            ax.annotate(LABELS.get(r.loss, r.loss), (r.step_ms, r.mrr_ratio), textcoords="offset points",
-                        xytext=(5, 5), fontsize=9)
         front = d[on_frontier.reindex(d.index).fillna(False).astype(bool)]
-        ax.step(front.step_ms, front.mrr_ratio, where="post", color="tab:orange", label="frontier")
+        ax.step(front.step_ms, front.mrr_ratio, where="post", color="0.35", linewidth=1.2, label="frontier")
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="cross-entropy")
-        ax.set(xscale="log", xlabel="ms per training step (log scale)", ylabel="test MRR@20 / cross-entropy's",
-               title=LABELS.get(model, model))
-    if axes[0][0].has_data():
-        axes[0][0].legend(loc="lower right")
-    return fig
-
-
-def unavailable(text: str) -> plt.Figure:
-    """A small figure that only says why a figure is missing (its data is
-    absent where the book was built), so that the page still builds."""
-    fig, ax = plt.subplots(figsize=(8, 0.8))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11)
+        for i, r in enumerate(d.itertuples()):
+            err = [[max(r.mrr_ratio - r.mrr_lo, 0)], [max(r.mrr_hi - r.mrr_ratio, 0)]]
+            ax.errorbar([r.step_ms], [r.mrr_ratio], yerr=err, fmt="o", capsize=3, color=colour(r.loss))
+            below = i % 2 == 1
+            ax.annotate(LABELS.get(r.loss, r.loss), (r.step_ms, r.mrr_ratio), textcoords="offset points",
+                        xytext=(0, -12 if below else 8), ha="center", va="top" if below else "bottom", fontsize=FONT)
+        lo, hi = d.step_ms.min(), d.step_ms.max()
+        ax.set_xlim(lo / 2.5, hi * 2.5)  # room for the labels of the first and the last point
+        ax.set_xscale("log")
+        ax.set_ylabel("test MRR@20 / cross-entropy's", fontsize=FONT)
+        ax.set_title(LABELS.get(model, model), fontsize=FONT + 1)
+        ax.tick_params(labelsize=FONT)
+        ax.margins(y=0.15)
+        ax.legend(loc="best", fontsize=FONT)
+    axes[-1, 0].set_xlabel("ms per training step (log scale)", fontsize=FONT)
+    fig.tight_layout()
     return fig
 
 

@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from srs_core.claims import Claim, _fmt
+from srs_core.claims import Claim, _fmt, count
 
 #: How much more a sample may cost on the larger catalogue and still "not grow" (a ratio).
 FLAT_RATIO = 1.5
@@ -32,16 +32,18 @@ def cost_table(runs: pd.DataFrame, stats: dict[str, dict]) -> pd.DataFrame:
         secs = g.epoch_seconds.mean()
         rows.append({"dataset": dataset, "model": model, "loss": label, "items": stats[dataset]["n_items"],
                      "train samples": samples, "s / epoch": secs, "ms / 1k samples": 1e6 * secs / samples,
-                     "runs": len(g), "batching": ", ".join(sorted(set(g.batching)))})
+                     "runs": len(g)})
     return pd.DataFrame(rows)
 
 
-def cost_grows_real(table: pd.DataFrame, small: str, large: str) -> Claim:
+def cost_grows_real(table: pd.DataFrame, small: str, large: str, names: dict[str, str] | None = None) -> Claim:
     """I on real data. For each model and loss timed on both datasets, the
     ratio of its cost per training sample on ``large`` to that on ``small``.
     Cross-entropy's cost "grows with the catalogue" when every such ratio of
     cross-entropy is above :data:`FLAT_RATIO`, "does not grow" when every one
-    is at most that; the recommended loss's ratios are quoted beside it."""
+    is at most that; the recommended loss's ratios are quoted beside it.
+    ``names`` gives the sentence a reader's name for each dataset."""
+    names = names or {}
     both = table[table.dataset.isin([small, large])]
     ratios = []
     for (model, loss), g in both.groupby(["model", "loss"]):
@@ -51,7 +53,7 @@ def cost_grows_real(table: pd.DataFrame, small: str, large: str) -> Claim:
     r = pd.DataFrame(ratios, columns=["model", "loss", "ratio"])
     ce = r[r.loss == "cross-entropy"]
     if not len(ce):
-        return Claim("I-real", "not measured", f"Cross-entropy was not timed on both {small} and {large}.", {"n": 0})
+        return Claim("I-real", "not measured", f"Cross-entropy was not timed on both {names.get(small, small)} and {names.get(large, large)}.", {"n": 0})
     items = table.drop_duplicates("dataset").set_index("dataset")["items"]
     span = items[large] / items[small]
     word = ("grows with the catalogue" if (ce.ratio > FLAT_RATIO).all() else
@@ -63,9 +65,9 @@ def cost_grows_real(table: pd.DataFrame, small: str, large: str) -> Claim:
         lo, hi = v.min(), v.max()
         return f"{_fmt(lo)}x" if round(lo, 2) == round(hi, 2) else f"{_fmt(lo)}-{_fmt(hi)}x"
 
-    text = (f"Per training sample, cross-entropy's epoch cost {span_text(ce)} as much on {large} "
-            f"({int(items[large]):,} items) as on {small} ({int(items[small]):,} items), {span:.0f} times the items "
-            f"({len(ce)} model(s))")
+    text = (f"Per training sample, cross-entropy's epoch cost {span_text(ce)} as much on {names.get(large, large)} "
+            f"({int(items[large]):,} items) as on {names.get(small, small)} ({int(items[small]):,} items), {span:.0f} times the items "
+            f"({count(len(ce), 'model')})")
     text += (f"; the recommended scalable loss's cost {span_text(rec)} as much." if len(rec) else ".")
     numbers = {"n": len(ce), "ce_min": float(ce.ratio.min()), "ce_max": float(ce.ratio.max()),
                "rec_max": float(rec.ratio.max()) if len(rec) else math.nan, "span": float(span)}

@@ -90,5 +90,5 @@ def l2_change(work: str | Path, runs: pd.DataFrame, where: str) -> claims.Claim:
     word = ("raises" if c["beats"] == n else "lowers" if c["trails"] == n else "no change" if c["matches"] == n else
             "inconclusive" if c["inconclusive"] == n else "mixed")
     text = (f"On {where}, L2 normalisation changed cross-entropy's MRR@20 by a ratio of {claims._range(rows.mrr_ratio)} "
-            f"over {n} model x dataset pair(s) ({claims._count_text(c)}{claims._on_p(rows)}).")
+            f"over {claims.count(n, 'model x dataset pair')} ({claims._count_text(c)}{claims._on_p(rows)}).")
     return claims.Claim("III-page", word, text, {"n": n, **c})

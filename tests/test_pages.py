@@ -108,7 +108,70 @@ def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_wh
     assert table.loc["transition", ("Diginetica-like preset", "MRR@20")] == "0.1900"
     assert "exactly as the real split" in sentence
     _, swapped = pages.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
-    assert "1 pair(s)" in swapped and "STAMP, cross-entropy above transition" not in swapped
+    assert "1 pair in the other order" in swapped and "STAMP, cross-entropy above transition" not in swapped
     assert "transition above STAMP, cross-entropy" in swapped
     _, far = pages.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods
-    assert "2 pair(s)" in far and "transition above V-SKNN" in far
+    assert "2 pairs in the other order" in far and "transition above V-SKNN" in far
+
+
+def _compared():
+    """Rows of ``experiments.compare_runs``: a reference (no verdict) and two variants of one model."""
+    return pd.DataFrame({
+        "model": ["stamp"] * 3, "variant": ["ce, buckets batching", "ns, S=5, buckets batching", "triplet, buckets batching"],
+        "mrr_at_20_mean": [0.15, 0.16, 0.12], "mrr_at_20_sd": [float("nan"), 0.001, 0.002],
+        "p_at_20_mean": [0.45, 0.46, 0.40], "seeds": [1, 2, 2],
+        "mrr_ratio": [float("nan"), 1.07, 0.8], "mrr_lo": [float("nan"), 1.05, 0.78], "mrr_hi": [float("nan"), 1.09, 0.82],
+        "mrr_verdict": [None, "beats", "trails"], "p_ratio": [float("nan"), 1.02, 0.89],
+        "p_lo": [float("nan"), 1.0, 0.87], "p_hi": [float("nan"), 1.04, 0.91], "p_verdict": [None, "matches", "trails"]})
+
+
+def test_a_comparison_names_models_and_losses_as_the_book_and_puts_the_reference_first():
+    table = pages.comparison(_compared().iloc[::-1], omit=("buckets batching",))
+    assert list(table.index) == [("STAMP", "cross-entropy"), ("STAMP", "negative sampling, S=5"), ("STAMP", "triplet")]
+    assert table.iloc[0]["verdict (MRR / P)"] == "reference" and table.iloc[0]["MRR ratio (95% CI)"] == "–"
+    assert table.iloc[0]["MRR@20"] == "0.1500\u00a0±\u00a0–" and table.iloc[1]["MRR@20"] == "0.1600\u00a0±\u00a00.0010"
+    assert table.iloc[1]["verdict (MRR / P)"] == "beats / matches" and table.iloc[2]["seeds"] == "2"
+    text = table.to_html()
+    assert "nan" not in text.lower() and "_" not in "".join(map(str, table.columns))
+
+
+def test_the_scaling_table_has_one_row_per_pairing_cross_entropy_first_and_the_slopes():
+    df = pd.DataFrame({"n_items": [1_000, 10_000, 100_000] * 2, "loss": ["ns"] * 3 + ["ce"] * 3,
+                       "optimizer": ["sparse_fast"] * 3 + ["dense"] * 3, "median_ms": [2.0, 2.0, 2.0, 1.0, 10.0, 100.0],
+                       "peak_rss_mb": [300.0] * 3 + [300.0, 400.0, 900.0]})
+    table = pages.scaling_table(df)
+    assert list(table.index) == ["cross-entropy + dense Adam", "negative sampling + sparse_fast"]
+    assert table.loc["cross-entropy + dense Adam", ("log-log slope", "time")] == "1.00"
+    assert table.loc["negative sampling + sparse_fast", ("log-log slope", "time")] == "0.00"
+    assert table.loc["cross-entropy + dense Adam", ("ms per step, at N items", "100,000")] == "100.0"
+
+
+def test_the_frontier_table_says_which_loss_was_not_timed():
+    points = pd.DataFrame({"model": ["stamp", "stamp"], "loss": ["ns", "sce"], "variant": ["ns, S=5", "sce, no L2"],
+                           "mrr_ratio": [1.05, 1.0], "mrr_lo": [1.0, 0.98], "mrr_hi": [1.1, 1.02],
+                           "mrr_verdict": ["beats", "matches"], "step_ms": [10.0, float("nan")]})
+    table = pages.frontier_table(points, pd.Series([True, False]), reference_ms=5.0)
+    assert table.loc[("STAMP", "negative sampling"), "÷ negative sampling's step"] == "2.00"
+    assert table.loc[("STAMP", "negative sampling"), "setting"] == "S=5"
+    assert table.loc[("STAMP", "scalable CE (SCE)"), "ms / step"] == "not timed"
+    assert table.loc[("STAMP", "scalable CE (SCE)"), "on the frontier"] == "no"
+
+
+def test_counts_take_the_plural_only_where_it_is_needed():
+    from srs_core.claims import count
+
+    assert count(1, "model") == "1 model" and count(3, "model") == "3 models" and count(2, "pair", "pairs") == "2 pairs"
+
+
+def test_the_scaling_and_frontier_figures_fit_the_text_column():
+    df = pd.DataFrame({"n_items": [1_000, 10_000] * 2, "loss": ["ns"] * 2 + ["ce"] * 2,
+                       "optimizer": ["sparse_fast"] * 2 + ["dense"] * 2, "median_ms": [2.0, 2.0, 1.0, 10.0],
+                       "peak_rss_mb": [300.0] * 4})
+    fig = plots.scaling(df)
+    assert fig.get_figwidth() <= plots.PAGE_WIDTH
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["cross-entropy + dense Adam", "negative sampling + sparse_fast"]  # one entry per pairing
+    points = pd.DataFrame({"model": ["stamp"] * 2, "loss": ["ns", "ce"], "mrr_ratio": [1.05, 1.0], "mrr_lo": [1.0, 1.0],
+                           "mrr_hi": [1.1, 1.0], "step_ms": [10.0, 1000.0]})
+    fig = plots.frontier(points, pd.Series([True, True]))
+    assert fig.get_figwidth() <= plots.PAGE_WIDTH

@@ -189,6 +189,9 @@ def layout_sources(src: Path) -> None:
 
 
 def build_html(src: Path) -> Path:
+    # Sphinx's saved environment of an earlier build can keep a label that a page no longer has (a figure moved
+    # between pages then fails -W as a duplicate): every build reads its pages afresh, which costs under a minute
+    shutil.rmtree(src / "_build" / ".doctrees", ignore_errors=True)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--builder", "html", "-W", "-n", "--keep-going"]
     subprocess.run(cmd, check=True)
     return src / "_build" / "html" / "index.html"

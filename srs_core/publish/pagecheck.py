@@ -24,7 +24,7 @@ EXPECTED = {
     "notebooks/01-experiment-1.html": ["fig-exp1"],
     "notebooks/02-experiment-2.html": ["fig-exp2"],
     "notebooks/03-experiment-3.html": ["fig-exp3"],
-    "notebooks/05-figures.html": ["fig-scaling"],
+    "notebooks/04-scaling.html": ["fig-scaling"],
     "notebooks/basics-loss-cost.html": ["fig-loss-cost"],
     "notebooks/07-beyond.html": ["fig-frontier"],
 }
@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("html_root", type=Path)
     args = ap.parse_args(argv)
+    root = args.html_root.resolve()  # Chromium opens pages by file URI, which needs an absolute path
     problems = []
     for rel, labels in EXPECTED.items():
-        problems += check_page(args.html_root, rel, labels)
+        problems += check_page(root, rel, labels)
     for p in problems:
         print(f"[bookcheck] FAIL {p}")
     if not problems:
