@@ -77,6 +77,12 @@ def _range(values) -> str:
     return _fmt(lo) if round(lo, 2) == round(hi, 2) else f"{_fmt(lo)}-{_fmt(hi)}"
 
 
+def _ratios(values) -> str:
+    """``"ratio 1.13"`` for one value (or several equal to two decimals), else ``"ratios 0.60-0.92"``."""
+    text = _range(values)
+    return f"ratio {text}" if "-" not in text.lstrip("-") else f"ratios {text}"
+
+
 # -- I ---------------------------------------------------------------------------
 
 
@@ -170,10 +176,10 @@ def keeps_accuracy(intervals: pd.DataFrame, where: str) -> Claim:
             "partly": "the scalable losses kept cross-entropy's accuracy only in part",
             "mostly": ("none of the scalable losses fell short of cross-entropy's accuracy, though some "
                        "comparisons were too close to tell"),
-            "inconclusive": "the test day was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
+            "inconclusive": "the test set was too small to tell whether the scalable losses keep cross-entropy's accuracy"}[word]
     return Claim("II-acc", word,
-                 f"On {where}, {lead}: of {n} comparisons of MRR@20, {_count_text(c)} "
-                 f"(ratios {_range(rows.mrr_ratio)}){_on_p(rows)}.", {"n": n, **c, "min": float(rows.mrr_ratio.min()),
+                 f"On {where}, {lead}: of {count(n, 'comparison')} of MRR@20, {_count_text(c)} "
+                 f"({_ratios(rows.mrr_ratio)}){_on_p(rows)}.", {"n": n, **c, "min": float(rows.mrr_ratio.min()),
                                                                     "max": float(rows.mrr_ratio.max())})
 
 
@@ -182,7 +188,7 @@ def _on_p(rows: pd.DataFrame) -> str:
     if "p_verdict" not in rows or not (rows.p_verdict != "n/a").any():
         return ""
     p = rows[rows.p_verdict != "n/a"]
-    return f"; on P@20, {_count_text(_counts(p.p_verdict))} (ratios {_range(p.p_ratio)})"
+    return f"; on P@20, {_count_text(_counts(p.p_verdict))} ({_ratios(p.p_ratio)})"
 
 
 def l2_alone(l2_vs_ce: pd.DataFrame, losses_vs_l2: pd.DataFrame, where: str) -> Claim:
@@ -226,7 +232,7 @@ def against_vsknn(intervals: pd.DataFrame, where: str) -> Claim:
     word = "all beat" if c["beats"] == n else "none beat" if c["beats"] == 0 else "some beat"
     lead = {"all beat": "every neural model beat V-SKNN", "none beat": "no neural model beat V-SKNN",
             "some beat": f"{c['beats']} of {n} neural models beat V-SKNN"}[word]
-    return Claim("vsknn", word, f"On {where}, {lead} on MRR@20 ({_count_text(c)}; ratios {_range(rows.mrr_ratio)}).",
+    return Claim("vsknn", word, f"On {where}, {lead} on MRR@20 ({_count_text(c)}; {_ratios(rows.mrr_ratio)}).",
                  {"n": n, **c})
 
 
