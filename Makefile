@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 PROFILE ?= default
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install book test unit nbval clean help chromium bench-peers bench-official
+.PHONY: install book test unit nbval clean help chromium bench-peers bench-official bench-official-srgnn
 
 help:
 	@echo "make book [PROFILE=ci|default|full]  - set up, run every notebook, build the HTML book"
 	@echo "make test                            - set up, run unit tests and nbval notebook checks"
 	@echo "make bench-peers [ARGS=...]          - time our training step next to RecBole's (own venv)"
 	@echo "make bench-official ARGS=...         - our GRU4Rec next to the official PyTorch GRU4Rec (own venv)"
+	@echo "make bench-official-srgnn ARGS=...   - our SR-GNN next to the official SR-GNN code (the same venv)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +84,10 @@ $(OFFICIAL)/.installed: benchmarks/official-requirements.txt
 
 bench-official: $(STAMP) $(OFFICIAL)/.installed
 	$(BIN)/python benchmarks/bench_official.py --official-python $(OFFICIAL)/bin/python $(ARGS)
+
+# make bench-official-srgnn ARGS="--official-dir ../srgnn-official --data DATA --steps 300"
+bench-official-srgnn: $(STAMP) $(OFFICIAL)/.installed
+	$(BIN)/python benchmarks/bench_official_srgnn.py --official-python $(OFFICIAL)/bin/python $(ARGS)
 
 clean:
 	rm -rf _build
