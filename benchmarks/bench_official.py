@@ -88,13 +88,33 @@ def run_official(python: str, repo: Path, train: Path, test: Path, params: str, 
     return {"epoch_seconds": epochs, "p_at_20": float(metrics[-1].group(1)), "mrr_at_20": float(metrics[-1].group(2))}
 
 
-def run_ours(data: Path, epochs: int, extra: list[str], out_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "srs_core.cli", "train", "--data", str(data), "--model", "gru4rec",
+def run_ours(data: Path, epochs: int, extra: list[str], out_dir: Path, model: str = "gru4rec") -> dict:
+    """``srs train --model MODEL`` for ``epochs`` epochs: seconds per training epoch, the test metrics at
+    the epoch chosen on validation, and the best test epoch (the peers' protocol)."""
+    cmd = [sys.executable, "-m", "srs_core.cli", "train", "--data", str(data), "--model", model,
            "--epochs", str(epochs), "--patience", "0", "--output", str(out_dir), *extra]
     subprocess.run(cmd, check=True, capture_output=True)
     rec = json.loads((out_dir / "result.json").read_text())
+    best_test = max(rec["epochs"], key=lambda e: e["mrr_at_20"])
     return {"epoch_seconds": [e["train_seconds"] for e in rec["epochs"]], "p_at_20": rec["best"]["p_at_20"],
-            "mrr_at_20": rec["best"]["mrr_at_20"], "chosen_epoch": rec["best"]["epoch"]}
+            "mrr_at_20": rec["best"]["mrr_at_20"], "chosen_epoch": rec["best"]["epoch"],
+            "test_best": (best_test["epoch"], best_test["mrr_at_20"], best_test["p_at_20"])}
+
+
+def prepare(args) -> tuple[ProcessedDataset, list[str], str, str]:
+    """What both peer scripts need first: the official interpreter checked, ``--data`` loaded, our
+    options, the official clone's commit and this machine's name."""
+    if not Path(args.official_python).exists():
+        sys.exit(f"--official-python {args.official_python} does not exist; `make bench-official` builds it")
+    ds = ProcessedDataset.load(args.data)
+    ours_opts = OURS_RECOMMENDED if args.ours is None else args.ours
+    commit = subprocess.run(["git", "-C", str(args.official_dir), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    import torch
+
+    from srs_core.bench import machine
+
+    return ds, ours_opts, commit, machine(torch.device("cpu"))
 
 
 def main(argv=None) -> None:
@@ -112,18 +132,8 @@ def main(argv=None) -> None:
     if not (args.official_dir / "run.py").is_file():
         sys.exit(f"--official-dir {args.official_dir}: no run.py there; clone "
                  "https://github.com/hidasib/GRU4Rec_PyTorch_Official and pass its folder")
-    if not Path(args.official_python).exists():
-        sys.exit(f"--official-python {args.official_python} does not exist; `make bench-official` builds it")
     epochs = 1 if args.smoke else args.epochs
-    ds = ProcessedDataset.load(args.data)
-    ours_opts = OURS_RECOMMENDED if args.ours is None else args.ours
-    commit = subprocess.run(["git", "-C", str(args.official_dir), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
-    import torch
-
-    from srs_core.bench import machine
-
-    here = machine(torch.device("cpu"))
+    ds, ours_opts, commit, here = prepare(args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_tsv(ds.train, tmp / "train.tsv")  # our training split (without validation), for both

@@ -37,7 +37,6 @@ import argparse
 import csv
 import datetime as dt
 import io
-import json
 import os
 import pickle
 import re
@@ -54,10 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srs_core.data.dataset import ProcessedDataset, Split  # noqa: E402
 from srs_core.results import atomic_write_bytes  # noqa: E402
+from bench_official import prepare, run_ours  # noqa: E402  (this folder: the GRU4Rec peer's script)
 
 OUT = Path(__file__).parent / "results" / "official.csv"
-OURS_RECOMMENDED = ["--loss", "sampled_softmax", "--l2", "--score-scale", "10", "--sampling", "popularity",
-                    "--optimizer", "sparse_fast", "--batching", "buckets"]
 STAMP = re.compile(r"^start (training|predicting):\s+(\S+ \S+)")
 BEST = re.compile(r"^\s*Recall@20:\s*(\d+\.\d+)\s*MMR@20:\s*(\d+\.\d+)")
 N_NODE = 43_098  # what the official main.py fixes for --dataset diginetica
@@ -111,17 +109,6 @@ def run_official(python: str, code: Path, epochs: int, steps: int, log: Path) ->
     return {"epoch_seconds": seconds, "p_at_20": float(best[-1].group(1)) / 100, "mrr_at_20": float(best[-1].group(2)) / 100}
 
 
-def run_ours(data: Path, epochs: int, extra: list[str], out_dir: Path) -> dict:
-    cmd = [sys.executable, "-m", "srs_core.cli", "train", "--data", str(data), "--model", "srgnn",
-           "--epochs", str(epochs), "--patience", "0", "--output", str(out_dir), *extra]
-    subprocess.run(cmd, check=True, capture_output=True)
-    rec = json.loads((out_dir / "result.json").read_text())
-    best_test = max(rec["epochs"], key=lambda e: e["mrr_at_20"])
-    return {"epoch_seconds": [e["train_seconds"] for e in rec["epochs"]], "p_at_20": rec["best"]["p_at_20"],
-            "mrr_at_20": rec["best"]["mrr_at_20"], "chosen_epoch": rec["best"]["epoch"],
-            "test_best": (best_test["epoch"], best_test["mrr_at_20"], best_test["p_at_20"])}
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="our processed split (srs import-split)")
@@ -138,17 +125,7 @@ def main(argv=None) -> None:
     if not (code / "main.py").is_file():
         sys.exit(f"--official-dir {args.official_dir}: no pytorch_code/main.py there; clone "
                  "https://github.com/CRIPAC-DIG/SR-GNN and pass its folder")
-    if not Path(args.official_python).exists():
-        sys.exit(f"--official-python {args.official_python} does not exist; `make bench-official` builds it")
-    ds = ProcessedDataset.load(args.data)
-    ours_opts = OURS_RECOMMENDED if args.ours is None else args.ours
-    commit = subprocess.run(["git", "-C", str(args.official_dir), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
-    import torch
-
-    from srs_core.bench import machine
-
-    here = machine(torch.device("cpu"))
+    ds, ours_opts, commit, here = prepare(args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         shutil.copytree(code, tmp / "pytorch_code")  # main.py reads ../datasets/<name>/ from its own folder
@@ -158,7 +135,7 @@ def main(argv=None) -> None:
         official = run_official(os.path.abspath(args.official_python), tmp / "pytorch_code", args.epochs, args.steps,
                                 OUT.parent / f"official_srgnn_{args.data.name}{'_smoke' if args.smoke else ''}.log")
         print(f"ours: srs train --model srgnn {' '.join(ours_opts)}, {args.epochs} epoch(s) ...", flush=True)
-        ours = run_ours(args.data, args.epochs, ours_opts, tmp / "ours")
+        ours = run_ours(args.data, args.epochs, ours_opts, tmp / "ours", model="srgnn")
     stamp = dt.date.today().isoformat()
     full = -(-ds.train.n_samples // 100)  # the official batches of 100 in one epoch
     per_epoch = statistics.median(official["epoch_seconds"]) * (full / args.steps if args.steps else 1)
