@@ -149,13 +149,15 @@ def plan_datasets(datasets: list[str], raw_paths: dict) -> tuple[list[str], dict
     return keep, {n: raw[n] for n in keep if n in raw}, notes
 
 
-def prepared(work_dir: str | Path, names: list[str]) -> list[str]:
+def prepared(work_dir: str | Path, names: list[str], quiet: bool = False) -> list[str]:
     """``names`` without the real-only datasets that 00-data could not make
-    here (printing one line for each); other missing datasets raise."""
+    here (printing one line for each, unless ``quiet``: a page that says so
+    in its own words); other missing datasets raise."""
     keep = []
     for name in names:
         if name in REAL_ONLY and not (dataset_dir(work_dir, name) / "stats.json").is_file():
-            print(f"{name}: not prepared (its real file is absent here), so it is skipped.")
+            if not quiet:
+                print(f"{name}: not prepared (its real file is absent here), so it is skipped.")
             continue
         keep.append(name)
     return keep

@@ -74,6 +74,16 @@ def test_each_real_data_section_says_the_file_is_absent(book, page, line):
     assert line in text, f"{page} does not say that the real file is absent"
 
 
+@pytest.mark.parametrize("page", ["notebooks/01-experiment-1.html", "notebooks/06-diagnosis.html",
+                                  "notebooks/07-beyond.html", "notebooks/models-table1.html",
+                                  "notebooks/08-real-diginetica.html", "notebooks/using-a-trained-model.html"])
+def test_a_page_says_once_that_its_real_file_is_absent(book, page):
+    html = (book[0] / page).read_text()
+    outputs = "".join(re.findall(r'<div class="cell_output.*?</pre>', html, flags=re.S))  # what the cells print, not their code
+    said = sum(outputs.count(p) for p in ("not prepared (its real file is absent here)", "not available here"))
+    assert said == 1, f"{page} says {said} times that a real file is absent; once is enough"
+
+
 def test_no_page_prints_an_unmeasured_number_as_a_result(book):
     for page in ["book/06-conclusions.html", "notebooks/05-figures.html", "notebooks/07-beyond.html"]:
         text = page_text(book[0] / page)
