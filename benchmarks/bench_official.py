@@ -32,8 +32,8 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srs_core.data.dataset import ProcessedDataset  # noqa: E402
+from srs_core.results import atomic_write_bytes  # noqa: E402
 
 OUT_DIR = Path(__file__).parent / "results"
 OURS_RECOMMENDED = ["--loss", "sampled_softmax", "--l2", "--score-scale", "10", "--sampling", "popularity",
@@ -117,6 +118,18 @@ def prepare(args) -> tuple[ProcessedDataset, list[str], str, str]:
     return ds, ours_opts, commit, machine(torch.device("cpu"))
 
 
+def write_rows(out: Path, rows: list[dict]) -> None:
+    """Put ``rows`` into the CSV ``out`` in place of its rows of the same dataset and implementation (each
+    peer script writes its own implementations' rows; the others' stay), written whole or not at all."""
+    old = list(csv.DictReader(open(out))) if out.is_file() else []
+    mine = {(r["dataset"], r["implementation"]) for r in rows}
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=list(old[0]) if old else list(rows[0]))
+    w.writeheader()
+    w.writerows([r for r in old if (r["dataset"], r["implementation"]) not in mine] + rows)
+    atomic_write_bytes(out, text.getvalue().encode())
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="one of our processed datasets (srs preprocess/import-split)")
@@ -159,15 +172,7 @@ def main(argv=None) -> None:
               f"P@20 {r['p_at_20']:.4f}  ({r['protocol']}, {r['test_predictions']:,} predictions)")
     print(f"ours is {speed:.2f}x the official code's speed per epoch")
     out = OUT_DIR / ("official_smoke.csv" if args.smoke else "official.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = list(csv.DictReader(open(out))) if out.is_file() else []
-    tmp_out = out.with_name(out.name + f".tmp{os.getpid()}")
-    with open(tmp_out, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        # this script's two rows per dataset; other peers' rows (bench_official_srgnn.py) stay
-        w.writerows([r for r in old if not (r["dataset"] == args.data.name and r["implementation"] in ("official", "ours"))] + rows)
-    os.replace(tmp_out, out)
+    write_rows(out, rows)
     print(f"wrote {out}")
 
 

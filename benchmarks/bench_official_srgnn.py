@@ -34,9 +34,7 @@ https://github.com/CRIPAC-DIG/SR-GNN ../srgnn-official``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
 import os
 import pickle
 import re
@@ -52,8 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from srs_core.data.dataset import ProcessedDataset, Split  # noqa: E402
-from srs_core.results import atomic_write_bytes  # noqa: E402
-from bench_official import prepare, run_ours  # noqa: E402  (this folder: the GRU4Rec peer's script)
+from bench_official import prepare, run_ours, write_rows  # noqa: E402  (this folder: the GRU4Rec peer's script)
 
 OUT = Path(__file__).parent / "results" / "official.csv"
 STAMP = re.compile(r"^start (training|predicting):\s+(\S+ \S+)")
@@ -159,14 +156,7 @@ def main(argv=None) -> None:
               f"P@20 {r['p_at_20']:.4f}  ({r['protocol']})")
     print(f"ours is {rows[0]['median_epoch_seconds'] / rows[1]['median_epoch_seconds']:.2f}x the official code's speed per epoch")
     out = OUT.with_name("official_smoke.csv") if args.smoke else OUT
-    old = list(csv.DictReader(open(out))) if out.is_file() else []
-    mine = {r["implementation"] for r in rows}
-    keep = [r for r in old if not (r["dataset"] == args.data.name and r["implementation"] in mine)]
-    text = io.StringIO()
-    w = csv.DictWriter(text, fieldnames=list(old[0]) if old else list(rows[0]))
-    w.writeheader()
-    w.writerows(keep + rows)
-    atomic_write_bytes(out, text.getvalue().encode())  # the GRU4Rec rows of bench_official.py stay
+    write_rows(out, rows)  # the GRU4Rec rows of bench_official.py stay
     print(f"wrote {out}")
 
 
