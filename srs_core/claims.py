@@ -77,6 +77,11 @@ def _range(values) -> str:
     return _fmt(lo) if round(lo, 2) == round(hi, 2) else f"{_fmt(lo)}-{_fmt(hi)}"
 
 
+def _loss_name(loss: str) -> str:
+    """A loss as the book names it (its class's label), or the name itself if no loss has it."""
+    return LOSSES[loss].label if loss in LOSSES else loss
+
+
 def _ratios(values) -> str:
     """``"ratio 1.13"`` for one value (or several equal to two decimals), else ``"ratios 0.60-0.92"``."""
     text = _range(values)
@@ -94,7 +99,7 @@ def cost_grows(scaling: pd.DataFrame, loss: str = "ce", optimizer: str = "dense"
     (a training step, or an epoch's cost per 1,000 samples)."""
     rows = scaling[(scaling.loss == loss) & (scaling.optimizer == optimizer)].sort_values("n_items")
     n, t = rows.n_items.to_numpy(float), rows.median_ms.to_numpy(float)
-    name = LOSSES[loss].label if loss in LOSSES else loss
+    name = _loss_name(loss)
     lead = "" if loss == "ce" and optimizer == "dense" else f"With {optimizer}, "
     numbers = {"sizes": len(n), "n_min": float(n.min()) if len(n) else math.nan,
                "n_max": float(n.max()) if len(n) else math.nan}
@@ -282,7 +287,7 @@ def frontier(points: pd.DataFrame, reference_ms: float, where: str, budget: floa
                      f"On {where}, no loss kept cross-entropy's MRR@20 for every model at no more than {budget:g} x the "
                      f"step time of negative sampling with sparse_fast ({len(per_loss)} losses; {why}).", numbers)
     best = good.iloc[0]
-    name = LOSSES[good.index[0]].label if good.index[0] in LOSSES else good.index[0]  # the book's name of the loss
+    name = _loss_name(good.index[0])
     n_models = int(best.models)
     models = "the one model" if n_models == 1 else "both models" if n_models == 2 else f"all {n_models} models"
     settings = ""
