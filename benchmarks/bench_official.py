@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     stamp = dt.date.today().isoformat()
     rows = []
     for name, res, setting in (("official", official, f"{args.params} ({commit})"), ("ours", ours, " ".join(ours_opts))):
-        rows.append({"machine": here, "date": stamp, "dataset": args.data.name, "implementation": name,
+        rows.append({"machine": here, "date": stamp, "dataset": args.data.name, "implementation": f"{name} GRU4Rec",
                      "setting": setting, "epochs": epochs,
                      "median_epoch_seconds": round(statistics.median(res["epoch_seconds"]), 2),
                      "mrr_at_20": round(res["mrr_at_20"], 4), "p_at_20": round(res["p_at_20"], 4),
@@ -168,7 +168,7 @@ def main(argv=None) -> None:
                      "test_predictions": n_eval if name == "official" else ds.test.n_samples})
     speed = rows[0]["median_epoch_seconds"] / rows[1]["median_epoch_seconds"]
     for r in rows:
-        print(f"{r['implementation']:9s} {r['median_epoch_seconds']:8.2f} s/epoch  MRR@20 {r['mrr_at_20']:.4f}  "
+        print(f"{r['implementation']:16s} {r['median_epoch_seconds']:8.2f} s/epoch  MRR@20 {r['mrr_at_20']:.4f}  "
               f"P@20 {r['p_at_20']:.4f}  ({r['protocol']}, {r['test_predictions']:,} predictions)")
     print(f"ours is {speed:.2f}x the official code's speed per epoch")
     out = OUT_DIR / ("official_smoke.csv" if args.smoke else "official.csv")

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from srs_core import experiments as ex  # noqa: E402
 from srs_core.bench import machine  # noqa: E402
 from srs_core.models import MODELS  # noqa: E402
+from srs_core.results import atomic_write_bytes  # noqa: E402
 from srs_core.training import TrainConfig  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "batching.csv"
@@ -56,23 +57,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, type=Path, help="the book build's work folder, e.g. _build/work/default")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batchings", default="sessions",
+                    help="comma-separated batchings to train beside the stored buckets runs (sessions, samples)")
+    ap.add_argument("--models", default="", help="comma-separated models (default: every one-pass encoder)")
     a = ap.parse_args()
     work = a.work.resolve()
+    others = [b for b in a.batchings.split(",") if b]
+    bad = sorted(set(others) - {"sessions", "samples"})
+    if bad:
+        raise SystemExit(f"--batchings: unknown batching {', '.join(bad)}; choose from sessions, samples")
     base = table1_configs(work)
-    sessions = [dataclasses.replace(c, batching="sessions") for c in base]
-    print(f"[batching] {len(base)} bucketed runs found; training {len(sessions)} with --batching sessions", flush=True)
-    runs = ex.run_grid(work, base + sessions, workers=a.workers)
+    if a.models:
+        base = [c for c in base if c.model in a.models.split(",")]
+    extra = [dataclasses.replace(c, batching=b) for b in others for c in base]
+    print(f"[batching] {len(base)} bucketed runs found; training {len(extra)} with --batching "
+          f"{' and '.join(others)}", flush=True)
+    runs = ex.run_grid(work, base + extra, workers=a.workers)
     runs = runs[["model", "batching", "seed", "epochs_run", "best_epoch", "epoch_seconds", "mrr_at_20", "p_at_20",
                  "valid_mrr_at_20"]].sort_values(["model", "batching", "seed"])
     runs = runs.assign(machine=machine(), date=dt.date.today().isoformat())
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(OUT, index=False, float_format="%.4f")
+    if OUT.exists():  # a run for some models or batchings keeps the other rows
+        old = pd.read_csv(OUT)
+        # a run read back from the store (same seed, same seconds) keeps the date it was measured on
+        when = old.assign(s=old.epoch_seconds.round(3)).set_index(["model", "batching", "seed", "s"]).date
+        key = pd.MultiIndex.from_arrays([runs.model, runs.batching, runs.seed, runs.epoch_seconds.round(3)])
+        runs["date"] = when.reindex(key).fillna(runs.date.iloc[0]).to_numpy()
+        keep = ~old.set_index(["model", "batching"]).index.isin(runs.set_index(["model", "batching"]).index)
+        runs = pd.concat([old[keep], runs]).sort_values(["model", "batching", "seed"])
+    atomic_write_bytes(OUT, runs.to_csv(index=False, float_format="%.4f").encode())
     mean = runs.groupby(["model", "batching"])[["epoch_seconds", "mrr_at_20", "p_at_20"]].mean().unstack("batching")
-    summary = pd.DataFrame({"epoch s, buckets": mean[("epoch_seconds", "buckets")],
-                            "epoch s, sessions": mean[("epoch_seconds", "sessions")],
-                            "speed-up": mean[("epoch_seconds", "buckets")] / mean[("epoch_seconds", "sessions")],
-                            "MRR@20 ratio": mean[("mrr_at_20", "sessions")] / mean[("mrr_at_20", "buckets")],
-                            "P@20 ratio": mean[("p_at_20", "sessions")] / mean[("p_at_20", "buckets")]})
+    summary = pd.DataFrame({"epoch s, buckets": mean[("epoch_seconds", "buckets")]})
+    for b in ("sessions", "samples"):
+        if ("epoch_seconds", b) in mean:  # each batching against buckets: time, MRR@20 and P@20 ratios
+            summary[f"epoch s, {b}"] = mean[("epoch_seconds", b)]
+            summary[f"time {b} / buckets"] = mean[("epoch_seconds", b)] / mean[("epoch_seconds", "buckets")]
+            summary[f"MRR@20 {b} / buckets"] = mean[("mrr_at_20", b)] / mean[("mrr_at_20", "buckets")]
+            summary[f"P@20 {b} / buckets"] = mean[("p_at_20", b)] / mean[("p_at_20", "buckets")]
     print(runs.to_string(index=False))
     print(summary.round(3).to_string())
     print(f"wrote {OUT}")

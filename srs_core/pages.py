@@ -184,3 +184,33 @@ def frontier_table(points: pd.DataFrame, on_frontier: pd.Series, reference_ms: f
         "÷ negative sampling's step": [f"{v / reference_ms:.2f}" if pd.notna(v) and reference_ms > 0 else "–" for v in step],
         "on the frontier": on_frontier.reindex(points.index).map({True: "yes", False: "no"}).fillna("–")})
     return out.sort_values(["model", "loss"]).set_index(["model", "loss"])
+
+
+def official_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The side-by-side table of ``benchmarks/results/official.csv`` (our
+    models next to their official code, one run each): per dataset and model,
+    the official code's and ours' seconds per epoch, test MRR@20 and P@20
+    after the epochs run, and the speed-up (official time / ours). Returns the
+    table and its speed-ups as numbers (columns ``dataset``, ``model``,
+    ``speedup``, ``mrr_ratio``), for the page's sentences."""
+    who = rows.implementation.str.split(" ", n=1)
+    rows = rows.assign(side=who.str[0], model=who.str[1])
+    out, nums = [], []
+    for (dataset, model), g in rows.groupby(["dataset", "model"], sort=False):
+        sides = g.set_index("side")
+        if not {"official", "ours"} <= set(sides.index):
+            continue
+        o, u = sides.loc["official"], sides.loc["ours"]
+        speedup = o.median_epoch_seconds / u.median_epoch_seconds
+        nums.append({"dataset": dataset, "model": model, "speedup": speedup, "mrr_ratio": u.mrr_at_20 / o.mrr_at_20})
+        out.append({"dataset": dataset_label(dataset), "model": model, "epochs": int(o.epochs),
+                    ("s / epoch", "official"): f"{o.median_epoch_seconds:,.1f}",
+                    ("s / epoch", "ours"): f"{u.median_epoch_seconds:,.1f}",
+                    ("MRR@20", "official"): f"{o.mrr_at_20:.4f}", ("MRR@20", "ours"): f"{u.mrr_at_20:.4f}",
+                    ("P@20", "official"): f"{o.p_at_20:.4f}", ("P@20", "ours"): f"{u.p_at_20:.4f}",
+                    "speed-up": f"{speedup:.1f}x", "measured": f"{o.machine}, {o.date}"})
+    table = pd.DataFrame(out)
+    if len(table):
+        table = table.set_index(["dataset", "model"])
+        table.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in table.columns])
+    return table, pd.DataFrame(nums, columns=["dataset", "model", "speedup", "mrr_ratio"])

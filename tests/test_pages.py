@@ -175,3 +175,18 @@ def test_the_scaling_and_frontier_figures_fit_the_text_column():
                            "mrr_hi": [1.1, 1.0], "step_ms": [10.0, 1000.0]})
     fig = plots.frontier(points, pd.Series([True, True]))
     assert fig.get_figwidth() <= plots.PAGE_WIDTH
+
+
+def test_the_official_table_pairs_each_model_with_its_official_code_and_skips_a_lone_row():
+    rows = pd.DataFrame({
+        "machine": ["m"] * 5, "date": ["2026-12-07"] * 5,
+        "dataset": ["diginetica-srgnn"] * 4 + ["yoochoose-100k"],
+        "implementation": ["official SR-GNN", "ours SR-GNN", "official GRU4Rec", "ours GRU4Rec", "official GRU4Rec"],
+        "epochs": [1, 1, 1, 1, 10], "median_epoch_seconds": [700.0, 50.0, 170.0, 34.0, 10.0],
+        "mrr_at_20": [0.13, 0.16, 0.15, 0.12, 0.2], "p_at_20": [0.4, 0.44, 0.45, 0.44, 0.5]})
+    table, nums = pages.official_table(rows)
+    assert list(nums.model) == ["SR-GNN", "GRU4Rec"]  # yoochoose-100k has no row of ours: left out
+    assert nums.speedup.round(2).tolist() == [14.0, 5.0]
+    assert nums.mrr_ratio.round(2).tolist() == [1.23, 0.8]
+    assert table.loc[("Diginetica split", "SR-GNN"), ("speed-up", "")] == "14.0x"
+    assert table.loc[("Diginetica split", "GRU4Rec"), ("s / epoch", "official")] == "170.0"
