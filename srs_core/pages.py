@@ -214,3 +214,9 @@ def official_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         table = table.set_index(["dataset", "model"])
         table.columns = pd.MultiIndex.from_tuples([c if isinstance(c, tuple) else (c, "") for c in table.columns])
     return table, pd.DataFrame(nums, columns=["dataset", "model", "speedup", "mrr_ratio"])
+
+
+def name_variants(rows: pd.DataFrame, omit: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``rows`` with each ``variant`` written as the book names it
+    (:func:`variant_label`, without the parts in ``omit``), for a claim's sentence."""
+    return rows.assign(variant=rows.variant.map(lambda v: variant_label(v, omit=omit)))

@@ -190,3 +190,10 @@ def test_the_official_table_pairs_each_model_with_its_official_code_and_skips_a_
     assert nums.mrr_ratio.round(2).tolist() == [1.23, 0.8]
     assert table.loc[("Diginetica split", "SR-GNN"), ("speed-up", "")] == "14.0x"
     assert table.loc[("Diginetica split", "GRU4Rec"), ("s / epoch", "official")] == "170.0"
+
+
+def test_name_variants_writes_each_loss_out_and_drops_the_shared_setting():
+    rows = pd.DataFrame({"variant": ["ns, S=5, buckets batching", "sampled_softmax, buckets batching"], "x": [1, 2]})
+    named = pages.name_variants(rows, ("buckets batching",))
+    assert named.variant.tolist() == ["negative sampling, S=5", "sampled softmax (logQ)"]
+    assert named.x.tolist() == [1, 2] and rows.variant.iloc[0] == "ns, S=5, buckets batching"  # a copy
