@@ -33,14 +33,18 @@ def by_catalogue(runs: pd.DataFrame) -> list[str]:
     return sorted(runs.dataset.unique(), key=lambda d: (sizes.get(d, math.inf), d))
 
 
-def spread(values: pd.Series, digits: int = 4) -> str:
-    """``"0.1234 ± 0.0012"``: the mean and sd over seeds; one seed shows ``"0.1234 ± –"``
+def mean_sd(mean: float, sd: float, digits: int = 4) -> str:
+    """``"0.1234 ± 0.0012"``; a missing sd (one seed) shows ``"0.1234 ± –"``
     (no-break spaces around the sign, :data:`srs_core.claims.PLUS_MINUS`)."""
+    return f"{mean:.{digits}f}{PLUS_MINUS}" + (f"{sd:.{digits}f}" if pd.notna(sd) else "–")
+
+
+def spread(values: pd.Series, digits: int = 4) -> str:
+    """:func:`mean_sd` of the values over seeds (``"–"`` when there are none)."""
     v = values.dropna().astype(float)
     if not len(v):
         return "–"
-    sd = f"{v.std(ddof=1):.{digits}f}" if len(v) > 1 else "–"
-    return f"{v.mean():.{digits}f}{PLUS_MINUS}{sd}"
+    return mean_sd(v.mean(), v.std(ddof=1) if len(v) > 1 else float("nan"), digits)
 
 
 def variant_label(variant: str, omit: tuple[str, ...] = ()) -> str:
@@ -59,9 +63,6 @@ def comparison(table: pd.DataFrame, omit: tuple[str, ...] = (), keep: tuple[str,
     on P@20, the seeds, and the columns of ``table`` named in ``keep`` as
     they are; the reference first in each model."""
     from srs_core.experiments import interval_text
-
-    def mean_sd(m, s):
-        return f"{m:.4f}{PLUS_MINUS}{s:.4f}" if pd.notna(s) else f"{m:.4f}{PLUS_MINUS}–"
 
     reference = table.mrr_verdict.isna()
     out = pd.DataFrame({
