@@ -190,6 +190,7 @@ def test_the_official_table_pairs_each_model_with_its_official_code_and_skips_a_
     assert nums.mrr_ratio.round(2).tolist() == [1.23, 0.8]
     assert table.loc[("Diginetica split", "SR-GNN"), ("speed-up", "")] == "14.0x"
     assert table.loc[("Diginetica split", "GRU4Rec"), ("s / epoch", "official")] == "170.0"
+    assert table.loc[("Diginetica split", "GRU4Rec"), ("date", "")] == "2026-12-07"
 
 
 def test_name_variants_writes_each_loss_out_and_drops_the_shared_setting():
