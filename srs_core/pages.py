@@ -67,7 +67,7 @@ def comparison(table: pd.DataFrame, omit: tuple[str, ...] = (), keep: tuple[str,
     reference = table.mrr_verdict.isna()
     out = pd.DataFrame({
         "model": table.model.map(lambda m: LABELS.get(m, m)),
-        "loss and setting": table.variant.map(lambda v: variant_label(v, omit)),
+        "loss and setting": name_variants(table, omit).variant,
         "MRR@20": [mean_sd(m, s) for m, s in zip(table.mrr_at_20_mean, table.mrr_at_20_sd)],
         "P@20": table.p_at_20_mean.map("{:.4f}".format),
         "MRR ratio (95% CI)": [interval_text(*r) for r in zip(table.mrr_ratio, table.mrr_lo, table.mrr_hi)],
