@@ -7,9 +7,11 @@ Two parts, both written to ``benchmarks/results/``:
   scale) for 4 epochs at each rate; the rate whose best epoch reaches the
   highest MRR@20 on the preset's *validation* split is the profiles'
   ``synthetic_lr``. Writes ``calibration_lr.csv`` (one row per rate and epoch).
-* ``--work DIR``: the order of the methods, read from the results store of one
-  book build (``_build/work/default`` after ``make book`` with the real split
-  present): every baseline, each model with cross-entropy and with the
+* ``--work DIR [DIR ...]``: the order of the methods, read from the results
+  store of book builds (``_build/work/default`` after ``make book`` with the
+  real split present; with several folders, each method comes from the first
+  that has it, e.g. the preset from a new build and the split's costly runs
+  from an earlier one, each row naming its build's commit): every baseline, each model with cross-entropy and with the
   recommended loss, on the preset (``diginetica``) and on the real split
   (``diginetica-srgnn``), as mean MRR@20 and P@20 over the seeds stored, and
   each as a ratio to V-SKNN's. Writes ``calibration.csv``; the data chapter
@@ -97,27 +99,38 @@ def method(row) -> str | None:
     return None
 
 
-def order_table(work: Path) -> pd.DataFrame:
-    runs = ex.all_results(work)
-    runs = runs[runs.dataset.isin(DATASETS)].copy()
+def order_table(works: list[Path]) -> pd.DataFrame:
+    """One row per dataset and method, each taken from the first of ``works``
+    (book builds' work folders) that has runs of it; ``commit`` names that
+    build's checkout."""
+    parts, seen = [], set()
+    for work in works:
+        runs = ex.all_results(work)
+        runs = runs[runs.dataset.isin(DATASETS)].copy()
+        runs["method"] = [method(r) for r in runs.itertuples()]
+        runs = runs.dropna(subset=["method"])
+        runs = runs[[(d, m) not in seen for d, m in zip(runs.dataset, runs.method)]]
+        seen |= set(zip(runs.dataset, runs.method))
+        parts.append(runs.assign(commit=commit(work)))
+    runs = pd.concat(parts)
     if runs.empty:
-        raise SystemExit(f"no runs on {', '.join(DATASETS)} in {work}: build the default book with the real split first")
-    runs["method"] = [method(r) for r in runs.itertuples()]
-    runs = runs.dropna(subset=["method"])
+        raise SystemExit(f"no runs on {', '.join(DATASETS)} in {', '.join(map(str, works))}: "
+                         "build the default book with the real split first")
     table = (runs.groupby(["dataset", "method"])
              .agg(mrr_at_20=("mrr_at_20", "mean"), p_at_20=("p_at_20", "mean"), seeds=("seed", "nunique"),
-                  epochs_run=("epochs_run", "max"), n_items=("n_items", "first"))
+                  epochs_run=("epochs_run", "max"), n_items=("n_items", "first"), commit=("commit", "first"))
              .reset_index())
     vsknn = table[table.method == "vsknn"].set_index("dataset").mrr_at_20
     table["ratio_to_vsknn"] = table.mrr_at_20 / table.dataset.map(vsknn)
     table["data"] = table.dataset.map(DATASETS)
-    return table.assign(machine=machine(), date=dt.date.today().isoformat(), commit=commit(work))
+    return table.assign(machine=machine(), date=dt.date.today().isoformat())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="store_true", help="choose the synthetic learning rate on validation")
-    ap.add_argument("--work", type=Path, help="a book build's work folder, e.g. _build/work/default")
+    ap.add_argument("--work", type=Path, nargs="+", help="book builds' work folders, e.g. _build/work/default; "
+                    "each method is read from the first that has it")
     a = ap.parse_args()
     if not a.sweep and a.work is None:
         ap.error("give --sweep, --work DIR or both")
@@ -127,7 +140,7 @@ def main() -> None:
         sweep().to_csv(path, index=False, float_format="%.4f")
         print(f"wrote {path}")
     if a.work is not None:
-        table = order_table(a.work.resolve())
+        table = order_table([w.resolve() for w in a.work])
         path = OUT / "calibration.csv"
         table.to_csv(path, index=False, float_format="%.4f")
         print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     ps.add_argument("--output", required=True, type=Path, help="processed dataset directory to create")
     ps.add_argument("--valid-days", type=float, default=None, help="days before the test split that form the "
-                    "validation split (default: the preset's test days; 0: none)")
+                    "validation split (default: the preset's own, 7 for the Diginetica-like preset, else its "
+                    "test days; 0: none)")
     ps.add_argument("--quiet", action="store_true", help="no progress bars")
 
     pt = sub.add_parser("train", help="train and evaluate one model x loss x optimizer",

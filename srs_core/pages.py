@@ -131,14 +131,18 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     out.index.name = "method"
     ours = both[("mrr_at_20", preset)].to_numpy()  # in the real split's order, lowest first
     swapped = [(out.index[i], out.index[j]) for i in range(len(out)) for j in range(i + 1, len(out)) if ours[i] > ours[j]]
-    rho = both[("mrr_at_20", real)].rank().corr(both[("mrr_at_20", preset)].rank())
+    rho = {m: both[(m, real)].rank().corr(both[(m, preset)].rank()) for m in ("mrr_at_20", "p_at_20")}
     if not swapped:
-        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real split does."
+        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real split does"
     else:
         pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
         sentence = (f"On MRR@20 the preset keeps the real split's order of the {len(out)} methods but for "
-                    f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real split has each the other way round); "
-                    f"the rank correlation is {rho:.2f}.")
+                    f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real split has "
+                    f"each the other way round); the rank correlation is {rho['mrr_at_20']:.2f}")
+    gap = (both[("ratio_to_vsknn", preset)] - both[("ratio_to_vsknn", real)]).abs()
+    sentence += (f". Its ratios to V-SKNN's MRR@20 lie within {gap.max():.2f} of the split's (median "
+                 f"{gap.median():.2f}, largest for {variant_label(gap.idxmax())}); on P@20 the rank correlation "
+                 f"of the two orders is {rho['p_at_20']:.2f}.")
     return out, sentence
 
 

@@ -24,7 +24,10 @@ def test_presets_carry_table3():
     for name, (items, sessions, samples, length) in TABLE3.items():
         p = PRESETS[name]
         assert (p.n_items, p.n_train_sessions, p.n_train_samples, p.avg_length) == (items, sessions, samples, length)
-        assert p.test_days == (1 if name.startswith("yoochoose") else 7)
+        # the Diginetica-like preset tests on 21 days (three times the real split's 7, for steadier
+        # comparisons) and validates on 7; the train split keeps Table 3's size
+        assert p.test_days == {"diginetica": 21}.get(name, 1 if name.startswith("yoochoose") else 7)
+        assert p.valid_days == (7 if name == "diginetica" else None)
 
 
 def test_aim_splits_table3_inconsistency_evenly():
@@ -62,12 +65,34 @@ def test_events_look_like_a_click_log():
     assert (np.diff(time)[same] > 0).all()  # clicks of a session move forward in time
     starts = time[np.r_[True, ~same]]
     assert (np.diff(starts) >= 0).all()  # session ids follow start time
-    assert (time.max() - time.min()) / DAY > 80  # the preset spans 90 days
+    assert (time.max() - time.min()) / DAY > 95  # the preset spans 104 days
     np.testing.assert_array_equal(np.round(time * 1000) / 1000, time)  # millisecond resolution
     # Zipf-like popularity: the top 1% of items get several times their uniform share of clicks
     counts = np.sort(np.bincount(events["item"].to_numpy() - 1))[::-1]
     assert counts[: len(counts) // 100].sum() / counts.sum() > 0.05
 
+
+
+def _returns_to_an_earlier_click(events) -> float:
+    """Share of clicks (third and later of a session) that repeat an earlier click other than the last."""
+    session, item = events["session"].to_numpy(), events["item"].to_numpy()
+    hits = total = 0
+    for s in np.split(item, np.flatnonzero(np.diff(session)) + 1):
+        for t in range(2, len(s)):
+            total += 1
+            hits += s[t] != s[t - 1] and s[t] in s[: t - 1]
+    return hits / total
+
+
+def test_revisits_return_to_earlier_clicks_of_the_session():
+    import dataclasses
+
+    p = PRESETS["diginetica"]
+    assert p.p_revisit > 0
+    with_revisits = _returns_to_an_earlier_click(generate_events(p, 0.005, seed=0))
+    without = _returns_to_an_earlier_click(generate_events(dataclasses.replace(p, p_revisit=0.0), 0.005, seed=0))
+    # a revisit draw takes an earlier click other than the last, so the share grows by about p_revisit
+    assert with_revisits - without > 0.6 * p.p_revisit, (with_revisits, without)
 
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     a = synthesize("diginetica", 0.01, 7, tmp_path / "a", quiet=True)
@@ -122,3 +147,29 @@ def test_the_diginetica_like_preset_orders_the_rules_as_the_real_split(tmp_path,
            for b in ("popularity", "transition", "sr", "ar", "vsknn")]
     assert mrr == sorted(mrr) and len(set(mrr)) == 5, mrr
     assert mrr[0] < 0.5 * mrr[1] and mrr[3] < 0.9 * mrr[4], mrr  # popularity far behind; V-SKNN clearly first
+
+
+def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_path):
+    """On the real split (ratios to V-SKNN's MRR@20) the rules reach at most 0.76, STAMP and
+    SR-GNN with cross-entropy 0.84 and 0.89, SR-GNN with the recommended loss 0.98, level with
+    V-SKNN. The preset at the default profile's scale (about 3,100 items), trained as that
+    profile trains it, keeps that order."""
+    from srs_core.baselines import evaluate_baseline
+    from srs_core.publish.book import load_profile
+    from srs_core.training import TrainConfig
+    from srs_core.training.loop import fit
+
+    profile = load_profile("default")
+    data = synthesize(PRESETS["diginetica"], profile["scale"]["diginetica"], 0, tmp_path / "d", quiet=True)
+    mrr = {b: evaluate_baseline(b, ProcessedDataset.load(data))["mrr_at_20"] for b in ("popularity", "ar", "vsknn")}
+    losses = {"ce": dict(loss="ce", optimizer="dense", l2=False),
+              "recommended": {**profile["recommended"]}}
+    for model, loss in (("stamp", "ce"), ("srgnn", "ce"), ("srgnn", "recommended")):
+        cfg = TrainConfig(data=str(data), model=model, epochs=profile["epochs"], batch_size=profile["batch_size"],
+                          dim=profile["dim"], lr=profile["synthetic_lr"], seed=0, **losses[loss])
+        mrr[f"{model} {loss}"] = fit(cfg, tmp_path / f"{model}-{loss}", quiet=True)["best"]["mrr_at_20"]
+    ratio = {k: round(v / mrr["vsknn"], 3) for k, v in mrr.items()}
+    assert ratio["popularity"] < 0.5 * ratio["ar"], ratio
+    assert ratio["ar"] < min(ratio["stamp ce"], ratio["srgnn ce"]), ratio
+    assert ratio["srgnn ce"] < ratio["srgnn recommended"], ratio
+    assert 0.9 < ratio["srgnn recommended"] < 1.1, ratio  # level with V-SKNN

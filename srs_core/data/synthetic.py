@@ -25,6 +25,9 @@ synthetic. The generator draws click streams from a small, explicit model:
   than the last one. Both make the next item depend on several earlier
   clicks, which a sequence model and session k-NN can use and a first-order
   rule cannot;
+- **revisits** (off unless ``p_revisit`` > 0): a click returns to an earlier
+  click of the session other than the last, ``k`` clicks before it with ``k``
+  geometric (``revisit_recency``), as shoppers go back to a product they saw;
 - **lengths**: a share ``single_share`` of one-click sessions (dropped by
   step 1), the rest ``2 + NegativeBinomial`` with mean ``length_mean``;
 - **time**: sessions start uniformly over ``span_days`` days with a daily
@@ -44,10 +47,16 @@ real preprocessing (steps 1-8) at scale 0.1 (mean of seeds 0 and 1). Over
 seeds 0-9 at scales 0.02 and 0.05, every Table 3 statistic stays within 10%
 of the dissertation's value (worst: 9.8%, the samples of Yoochoose 1/64).
 The Diginetica-like preset's behaviour knobs (fewer fixed successors, the
-intent on) were then chosen so that, on its test split, our baselines and
-models come in the order they take on the real standard split (popularity <
-transition < SR < AR < the neural models < V-SKNN, benchmarks/
-calibrate_synthetic.py), and its size knobs refitted to Table 3 as above.
+intent, revisits, a flatter head ``u0`` = 0.002) were then chosen so that, on
+its test split, our baselines and models come in the order they take on the
+real standard split, near its ratios to V-SKNN (popularity < transition < SR
+< AR < the neural models with cross-entropy < the recommended loss, level
+with V-SKNN; benchmarks/calibrate_synthetic.py), and its size knobs refitted
+to Table 3 as above. Its test split spans 21 days (the real one 7) so that
+the comparison does not turn on a few hundred test sessions; validation stays
+7 days, and the span grows by 14 days so that the train split keeps Table 3's
+size. The real split has about 9% of its test targets repeating the last click
+and 11% returning to an earlier one; the preset has about 7% and 15%.
 Like the real data, the raw catalog is larger than the kept one (rare items
 fail the support filter) and MeLi's raw sessions are long (mean ~61 clicks,
 so that 1.28M items reach 5 occurrences) before the trim to 25.
@@ -111,12 +120,15 @@ class Preset:
     p_follow: float = 0.55
     p_topic: float = 0.30  # the rest (0.11) jumps by global popularity
     p_recall: float = 0.0  # follow a successor of an earlier click of the session (not the last)
+    p_revisit: float = 0.0  # click again an earlier click of the session, not the last (taken from the jumps' share)
+    revisit_recency: float = 0.5  # the revisited click is k >= 1 clicks before the last, k ~ Geometric(revisit_recency)
     succ_decay: float = 0.6  # successor j of an item is drawn with weight succ_decay^j
     p_near: float = 0.0  # an item near the session's intent on the item line (taken from p_topic's share)
     near_width: float = 20.0  # sd of a near draw, in items along the line
     near_candidates: int = 4  # a near draw picks one of this many items by popularity
     intent_memory: float = 0.7  # share of the intent kept at each click (the rest moves to the click)
     item_id_base: int = 1  # raw ids are item_id_base + 0..N-1
+    valid_days: float | None = None  # days of the validation split (None: as many as test_days)
 
     def targets(self) -> dict:
         """Table 3's values under the names of ``stats.json``."""
@@ -133,12 +145,14 @@ PRESETS: dict[str, Preset] = {
         Preset("yoochoose-1/4", 33_280, 1_925_647, 5_922_115, 4.70, test_days=1, span_days=42, start="2014-08-19",
                catalog=1.0, sessions=0.9672, length_mean=4.441, length_shape=3.0, zipf=0.8, head=1e-4,
                item_id_base=214_500_000),
-        Preset("diginetica", 104_419, 186_670, 819_081, 4.66, test_days=7, span_days=90, start="2016-03-01",
-               catalog=7.0, sessions=1.35, length_mean=8.0, length_shape=3.0, zipf=0.7, head=1e-4,
+        Preset("diginetica", 104_419, 186_670, 819_081, 4.66, test_days=21, span_days=104, start="2016-02-18",
+               catalog=1.7772, sessions=1.3734, length_mean=5.5075, length_shape=3.0, zipf=0.7, head=0.002,
                # behaviour fitted to the real split (benchmarks/calibrate_synthetic.py): fewer fixed
-               # successors, more drift along the session's intent, so that the order of the methods'
-               # MRR@20 is the real split's (rules < neural models <= V-SKNN)
-               p_follow=0.2, p_recall=0.1, p_topic=0.5, p_near=0.25, succ_decay=0.8, n_successors=8),
+               # successors, drift along the session's intent, revisits of earlier clicks and a flat
+               # head, so that the methods' MRR@20 come in the real split's order and near its ratios;
+               # a test split three times the real one (validation stays 7 days) steadies the comparison
+               p_repeat=0.02, p_follow=0.2, p_recall=0.1, p_topic=0.5, p_near=0.25, p_revisit=0.15,
+               succ_decay=0.8, n_successors=8, valid_days=7),
         Preset("meli2020", 1_279_791, 247_834, 4_675_443, 21.74, test_days=7, span_days=35, start="2019-09-26",
                catalog=4.0082, sessions=1.2138, length_mean=61.482, length_shape=2.0, zipf=0.5, head=1e-4,
                single_share=0.02),
@@ -260,6 +274,7 @@ def _walk(rng: np.random.Generator, cat: _Catalog, lengths: np.ndarray, p: Prese
     t2 = t1 + p.p_follow
     t3 = t2 + p.p_topic
     t4 = t3 + p.p_recall
+    t5 = t4 + p.p_revisit
     for t in range(1, int(lengths.max(initial=0))):
         n_active = int(np.searchsorted(-lengths_sorted, -t, side="left"))  # sessions with length > t
         cur, topic, starts = cur[:n_active], topic[:n_active], starts[:n_active]
@@ -281,7 +296,11 @@ def _walk(rng: np.random.Generator, cat: _Catalog, lengths: np.ndarray, p: Prese
             earlier = items[starts[back] + (rng.random(int(back.sum())) * t).astype(np.int64)]
             pick = np.searchsorted(cat.succ_cum, rng.random(len(earlier)), side="right")
             nxt[back] = cat.successors[earlier, np.minimum(pick, len(cat.succ_cum) - 1)]
-        j = r >= t4
+        again = (r >= t4) & (r < t5) & (t > 1)
+        if again.any():  # an earlier click other than the last: k clicks before it, k geometric (recent ones likelier)
+            back_by = np.minimum(rng.geometric(p.revisit_recency, int(again.sum())), t - 1)
+            nxt[again] = items[starts[again] + (t - 1) - back_by]
+        j = (r >= t5) | ((r >= t4) & (t == 1))
         jumped = cat.global_sample(rng, int(j.sum()))
         nxt[j] = jumped
         topic = topic.copy()
@@ -308,6 +327,10 @@ def _times(rng: np.random.Generator, lengths: np.ndarray, p: Preset) -> np.ndarr
     elapsed = np.cumsum(gaps)
     elapsed -= np.repeat(elapsed[offsets[:-1]], lengths)
     return np.repeat(start, lengths) + elapsed
+
+
+def _valid_days(p: Preset) -> float:
+    return default_valid_days(p.test_days) if p.valid_days is None else float(p.valid_days)
 
 
 def catalogue_size(preset: str | Preset, scale: float) -> int:
@@ -410,13 +433,14 @@ def synthesize(
 ) -> Path:
     """Generate ``preset`` at ``scale`` and write it as a processed dataset (steps 1-8).
 
-    ``valid_days`` defaults to the preset's test days (0: no validation split)."""
+    ``valid_days`` defaults to the preset's own (its test days unless it
+    sets ``valid_days``; 0: no validation split)."""
     p = get_preset(preset)
     bar = tqdm(total=2, desc=f"synthesizing {p.name}", disable=quiet, leave=False)
     events = generate_events(p, scale, seed)
     bar.update(1)
     result = preprocess_events(events, test_days=p.test_days, source=f"synthetic {p.name}", quiet=True,
-                               valid_days=default_valid_days(p.test_days) if valid_days is None else valid_days)
+                               valid_days=_valid_days(p) if valid_days is None else valid_days)
     bar.update(1)
     bar.close()
     meta = {"dataset": "synthetic",
