@@ -146,6 +146,45 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return out, sentence
 
 
+def chosen_rate(sweep: pd.DataFrame) -> float:
+    """The learning rate ``benchmarks/calibrate_synthetic.py --sweep`` chooses: on each preset
+    swept (``dataset``), cross-entropy's best validation MRR@20 at a rate over the best at any
+    rate; the rate with the highest mean of these scores over the presets."""
+    ce = sweep[sweep.loss == "ce"] if "loss" in sweep else sweep
+    by = ["dataset", "lr"] if "dataset" in ce else ["lr"]
+    best = ce.groupby(by).valid_mrr_at_20.max()
+    if "dataset" in ce:
+        best = best / best.groupby(level="dataset").transform("max")
+        return float(best.groupby(level="lr").mean().idxmax())
+    return float(best.idxmax())
+
+
+def rate_sentence(sweep: pd.DataFrame) -> str:
+    """The data chapter's sentence on the learning-rate sweep: the rate chosen and each preset's
+    own best, with the recommended loss's best where it was run."""
+    ce = sweep[sweep.loss == "ce"] if "loss" in sweep else sweep.assign(loss="ce")
+    if "dataset" not in ce:
+        ce = ce.assign(dataset="diginetica")
+    chosen = chosen_rate(sweep)
+    rates = ", ".join(f"{r:g}" for r in sorted(ce.lr.unique()))
+    own = []
+    for preset, g in ce.groupby("dataset", sort=False):
+        top = g.loc[g.valid_mrr_at_20.idxmax()]
+        at = g[g.lr == chosen].valid_mrr_at_20.max()
+        own.append(f"on the {dataset_label(preset)} preset its best validation MRR@20, {top.valid_mrr_at_20:.4f}, "
+                   f"came at {top.lr:g} (epoch {top.epoch}; {at:.4f} at {chosen:g})")
+    text = (f"Learning rate of the synthetic presets: STAMP with cross-entropy, {ce.epoch.max()} epochs at each of "
+            f"{rates}; {'; '.join(own)}. The rate chosen for every preset, the best on average relative to each "
+            f"preset's own best, is {chosen:g}.")
+    if "loss" in sweep and (sweep.loss == "recommended").any():
+        rec = sweep[sweep.loss == "recommended"]
+        top = rec.loc[rec.valid_mrr_at_20.idxmax()]
+        at = rec[rec.lr == chosen].valid_mrr_at_20.max()
+        text += (f" With the recommended loss, run for reference on the Diginetica-like preset, the best came at "
+                 f"{top.lr:g} ({top.valid_mrr_at_20:.4f}, epoch {top.epoch}; {at:.4f} at {chosen:g}).")
+    return text
+
+
 def scaling_table(steps: pd.DataFrame) -> pd.DataFrame:
     """The scaling page's table: one row per loss and optimizer (the book's
     names, cross-entropy first), the median step time at each catalogue size

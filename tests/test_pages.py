@@ -201,3 +201,25 @@ def test_name_variants_writes_each_loss_out_and_drops_the_shared_setting():
     named = pages.name_variants(rows, ("buckets batching",))
     assert named.variant.tolist() == ["negative sampling, S=5", "sampled softmax (logQ)"]
     assert named.x.tolist() == [1, 2] and rows.variant.iloc[0] == "ns, S=5, buckets batching"  # a copy
+
+
+def _sweep():
+    rows = []
+    for preset, by_rate in (("diginetica", {0.001: 0.20, 0.003: 0.19}), ("meli2020", {0.001: 0.05, 0.003: 0.13})):
+        for lr, best in by_rate.items():
+            rows += [{"dataset": preset, "loss": "ce", "lr": lr, "epoch": e, "valid_mrr_at_20": best * f}
+                     for e, f in ((1, 0.5), (2, 1.0))]
+    rows += [{"dataset": "diginetica", "loss": "recommended", "lr": 0.003, "epoch": 2, "valid_mrr_at_20": 0.21}]
+    return pd.DataFrame(rows)
+
+
+def test_the_rate_is_chosen_over_every_preset_swept_relative_to_each_presets_best():
+    sweep = _sweep()
+    # Diginetica-like alone would pick 0.001; relative scores: 0.001 -> (1 + 0.38) / 2, 0.003 -> (0.95 + 1) / 2
+    assert pages.chosen_rate(sweep[sweep.dataset == "diginetica"]) == 0.001
+    assert pages.chosen_rate(sweep) == 0.003
+    assert pages.chosen_rate(sweep[sweep.loss == "ce"].drop(columns=["dataset", "loss"]).iloc[:4]) == 0.001
+    text = pages.rate_sentence(sweep)
+    assert "on the Diginetica-like preset its best validation MRR@20, 0.2000, came at 0.001 (epoch 2; 0.1900 at 0.003)" in text
+    assert "on the MeLi2020-like preset its best validation MRR@20, 0.1300, came at 0.003" in text
+    assert "is 0.003." in text and "the best came at 0.003 (0.2100, epoch 2; 0.2100 at 0.003)" in text
