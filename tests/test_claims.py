@@ -260,3 +260,14 @@ def test_a_partial_build_keeps_the_other_claims_word_for_word(tmp_path):
     for k in keys[:-2]:
         assert old_lines[k] in block
     assert f"new sentence {keys[-1]}" in block and f"old sentence {keys[-1]}" not in block
+    first = {f"claim-{k}-{part}": f"new {part} {k}" for k in keys[:3] for part in ("verdict", "sentence")}
+    assert "two book builds: the first 3 claims from build C" in readme.render(first, "build C", readme.kept_lines(doc))
+    # a block from two builds cannot say which the kept lines come from: the caller must
+    doc.write_text(readme.render(first, "build C", readme.kept_lines(doc)) + "\n")
+    assert readme.kept_lines(doc)[1] is None
+    nb = tmp_path / "empty.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    with pytest.raises(SystemExit):
+        readme.main([str(nb), "--built", "build D", "--readme", str(doc), "--keep-missing"])
+    readme.main([str(nb), "--built", "build D", "--readme", str(doc), "--keep-missing", "--kept-built", "builds A and C"])
+    assert "one book build (builds A and C)" in doc.read_text() and old_lines[keys[-1]] in doc.read_text()

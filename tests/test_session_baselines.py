@@ -128,7 +128,10 @@ class Reference:
 
     def vsknn(self, cur, k, sample_size, idf_weighting):
         pos = {i: n / len(cur) for n, i in enumerate(cur, 1)}  # "div"
-        sims = [(s, sum(pos[i] for i in set(cur) & self.sets[s]) / len(pos)) for s in self.candidates(cur, sample_size)]
+        # summed in item order, as the vectorised code sums: a set's own order can change the last bit of
+        # two equal similarities and so which of them the top k keeps (sessions with revisits tie often)
+        sims = [(s, sum(pos[i] for i in sorted(set(cur) & self.sets[s])) / len(pos))
+                for s in self.candidates(cur, sample_size)]
         scores = defaultdict(float)
         for s, v in self.top(sims, k):
             step = next(n for n, i in enumerate(reversed(cur), 1) if i in self.sets[s])

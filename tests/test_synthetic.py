@@ -150,10 +150,10 @@ def test_the_diginetica_like_preset_orders_the_rules_as_the_real_split(tmp_path,
 
 
 def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_path):
-    """On the real split (ratios to V-SKNN's MRR@20) the rules reach at most 0.76, STAMP and
-    SR-GNN with cross-entropy 0.84 and 0.89, SR-GNN with the recommended loss 0.98, level with
-    V-SKNN. The preset at the default profile's scale (about 3,100 items), trained as that
-    profile trains it, keeps that order."""
+    """On the real split (ratios to V-SKNN's MRR@20) the rules reach at most 0.76, STAMP with
+    cross-entropy 0.84 and with the recommended loss 0.96, level with V-SKNN. The preset at the
+    default profile's scale (about 3,100 items), trained as that profile trains it, keeps that
+    order (SR-GNN, slower to train, is left to the data chapter's table)."""
     from srs_core.baselines import evaluate_baseline
     from srs_core.publish.book import load_profile
     from srs_core.training import TrainConfig
@@ -164,12 +164,11 @@ def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_pa
     mrr = {b: evaluate_baseline(b, ProcessedDataset.load(data))["mrr_at_20"] for b in ("popularity", "ar", "vsknn")}
     losses = {"ce": dict(loss="ce", optimizer="dense", l2=False),
               "recommended": {**profile["recommended"]}}
-    for model, loss in (("stamp", "ce"), ("srgnn", "ce"), ("srgnn", "recommended")):
+    for model, loss in (("stamp", "ce"), ("stamp", "recommended")):
         cfg = TrainConfig(data=str(data), model=model, epochs=profile["epochs"], batch_size=profile["batch_size"],
                           dim=profile["dim"], lr=profile["synthetic_lr"], seed=0, **losses[loss])
         mrr[f"{model} {loss}"] = fit(cfg, tmp_path / f"{model}-{loss}", quiet=True)["best"]["mrr_at_20"]
     ratio = {k: round(v / mrr["vsknn"], 3) for k, v in mrr.items()}
     assert ratio["popularity"] < 0.5 * ratio["ar"], ratio
-    assert ratio["ar"] < min(ratio["stamp ce"], ratio["srgnn ce"]), ratio
-    assert ratio["srgnn ce"] < ratio["srgnn recommended"], ratio
-    assert 0.9 < ratio["srgnn recommended"] < 1.1, ratio  # level with V-SKNN
+    assert ratio["ar"] < ratio["stamp ce"] < ratio["stamp recommended"], ratio
+    assert 0.9 < ratio["stamp recommended"] < 1.1, ratio  # level with V-SKNN

@@ -76,9 +76,13 @@ def render(values: dict[str, str], built: str, kept: tuple[dict[str, str], str] 
                          "notebooks 05-figures, 07-beyond, models-table1 and 08-real-diginetica (from "
                          "_build/<profile>/src/notebooks/)")
     old = [k for k, _ in ORDER if f"claim-{k}-sentence" not in values]
-    if old:
+    if old and len(old) == len(ORDER):  # nothing new: the block as it was, under its own build
+        built = kept[1]
+    if old and len(old) < len(ORDER):
         new = [k for k, _ in ORDER if k not in old]
-        which = (f"the last {len(new)} claims" if [k for k, _ in ORDER][-len(new):] == new else
+        keys = [k for k, _ in ORDER]
+        which = (f"the last {len(new)} claims" if keys[-len(new):] == new else
+                 f"the first {len(new)} claims" if keys[:len(new)] == new else
                  "the claims headed " + ", ".join(repr(h) for k, h in ORDER if k in new))
         header = (f"*Computed by `srs_core.claims` from the runs of two book builds: {which} from {built}; the "
                   f"other {len(old)}, kept word for word from the block before, from the runs of {kept[1]}. "
@@ -96,9 +100,10 @@ def render(values: dict[str, str], built: str, kept: tuple[dict[str, str], str] 
     return "\n".join(lines)
 
 
-def kept_lines(readme: str | Path) -> tuple[dict[str, str], str]:
+def kept_lines(readme: str | Path) -> tuple[dict[str, str], str | None]:
     """The claim lines of the README's current block, by claim key, and the
-    build its header names (for :func:`render`'s ``kept``)."""
+    build its header names (for :func:`render`'s ``kept``); ``None`` when the
+    header names two builds, as the kept lines' own build is then unknown."""
     text = Path(readme).read_text()
     block = text.split(START, 1)[1].split(END, 1)[0]
     header = re.search(r"from the runs of (?:one book build|[^(]*)\((.*?)\)(?:;|\.)", block)
@@ -107,6 +112,8 @@ def kept_lines(readme: str | Path) -> tuple[dict[str, str], str]:
         found = re.search(rf"^- \*\*{re.escape(heading)}: .*$", block, flags=re.M)
         if found:
             lines[key] = found.group(0)
+    if "two book builds" in block.split("\n\n", 1)[0]:
+        return lines, None  # its lines come from two builds: the caller names the kept ones' (--kept-built)
     return lines, header.group(1) if header else "an earlier build"
 
 
@@ -129,11 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-missing", action="store_true",
                     help="keep, word for word, the current block's lines of the claims these notebooks do not "
                     "glue (a build that ran only some notebooks); the header then names both builds")
+    ap.add_argument("--kept-built", help="with --keep-missing: the build the kept lines come from (default: the one "
+                    "the current block's header names, when it names one build)")
     args = ap.parse_args(argv)
     values = {}
     for nb in args.notebooks:
         values.update(glued(nb))
-    update(args.readme, render(values, args.built, kept_lines(args.readme) if args.keep_missing else None))
+    kept = None
+    if args.keep_missing:
+        lines, built = kept_lines(args.readme)
+        if not (args.kept_built or built):
+            ap.error("the current block names two builds: say which the kept lines come from with --kept-built")
+        kept = (lines, args.kept_built or built)
+    update(args.readme, render(values, args.built, kept))
     print(f"rewrote the claims block of {args.readme}")
     return 0
 
