@@ -146,25 +146,27 @@ def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return out, sentence
 
 
+def _sweep_rows(sweep: pd.DataFrame) -> pd.DataFrame:
+    """``calibration_lr.csv`` with its ``loss`` and ``dataset`` columns (a sweep written before
+    they existed was STAMP with cross-entropy on the Diginetica-like preset alone)."""
+    return sweep.assign(**{c: v for c, v in (("loss", "ce"), ("dataset", "diginetica")) if c not in sweep})
+
+
 def chosen_rate(sweep: pd.DataFrame) -> float:
     """The learning rate ``benchmarks/calibrate_synthetic.py --sweep`` chooses: on each preset
     swept (``dataset``), cross-entropy's best validation MRR@20 at a rate over the best at any
     rate; the rate with the highest mean of these scores over the presets."""
-    ce = sweep[sweep.loss == "ce"] if "loss" in sweep else sweep
-    by = ["dataset", "lr"] if "dataset" in ce else ["lr"]
-    best = ce.groupby(by).valid_mrr_at_20.max()
-    if "dataset" in ce:
-        best = best / best.groupby(level="dataset").transform("max")
-        return float(best.groupby(level="lr").mean().idxmax())
-    return float(best.idxmax())
+    rows = _sweep_rows(sweep)
+    best = rows[rows.loss == "ce"].groupby(["dataset", "lr"]).valid_mrr_at_20.max()
+    best = best / best.groupby(level="dataset").transform("max")
+    return float(best.groupby(level="lr").mean().idxmax())
 
 
 def rate_sentence(sweep: pd.DataFrame) -> str:
     """The data chapter's sentence on the learning-rate sweep: the rate chosen and each preset's
     own best, with the recommended loss's best where it was run."""
-    ce = sweep[sweep.loss == "ce"] if "loss" in sweep else sweep.assign(loss="ce")
-    if "dataset" not in ce:
-        ce = ce.assign(dataset="diginetica")
+    sweep = _sweep_rows(sweep)
+    ce = sweep[sweep.loss == "ce"]
     chosen = chosen_rate(sweep)
     rates = ", ".join(f"{r:g}" for r in sorted(ce.lr.unique()))
     own = []
@@ -176,7 +178,7 @@ def rate_sentence(sweep: pd.DataFrame) -> str:
     text = (f"Learning rate of the synthetic presets: STAMP with cross-entropy, {ce.epoch.max()} epochs at each of "
             f"{rates}; {'; '.join(own)}. The rate chosen for every preset, the best on average relative to each "
             f"preset's own best, is {chosen:g}.")
-    if "loss" in sweep and (sweep.loss == "recommended").any():
+    if (sweep.loss == "recommended").any():
         rec = sweep[sweep.loss == "recommended"]
         top = rec.loc[rec.valid_mrr_at_20.idxmax()]
         at = rec[rec.lr == chosen].valid_mrr_at_20.max()
