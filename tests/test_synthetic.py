@@ -24,10 +24,12 @@ def test_presets_carry_table3():
     for name, (items, sessions, samples, length) in TABLE3.items():
         p = PRESETS[name]
         assert (p.n_items, p.n_train_sessions, p.n_train_samples, p.avg_length) == (items, sessions, samples, length)
-        # the Diginetica-like preset tests on 21 days (three times the real split's 7, for steadier
-        # comparisons) and validates on 7; the train split keeps Table 3's size
-        assert p.test_days == {"diginetica": 21}.get(name, 1 if name.startswith("yoochoose") else 7)
-        assert p.valid_days == (7 if name == "diginetica" else None)
+        # the calibrated presets test on more days than Table 3's protocol (Diginetica-like 21, three times
+        # the real split's 7; Yoochoose-like 3, not 1), for steadier comparisons, and validate on 7 and 1;
+        # the train split keeps Table 3's size
+        yoochoose = name.startswith("yoochoose")
+        assert p.test_days == {"diginetica": 21}.get(name, 3 if yoochoose else 7)
+        assert p.valid_days == (7 if name == "diginetica" else 1 if yoochoose else None)
 
 
 def test_aim_splits_table3_inconsistency_evenly():
@@ -123,7 +125,9 @@ def test_reader_path_and_direct_path_give_the_same_dataset(tmp_path):
     events = generate_events(p, 0.01, seed=4)
     direct = synthesize(p, 0.01, 4, tmp_path / "direct", quiet=True)
     raw = write_raw(events, tmp_path / "clicks.dat", fmt="yoochoose")
-    via_file = preprocess_file("yoochoose", raw, tmp_path / "file", quiet=True)
+    # the preset tests on 3 days and validates on 1 (the reader's defaults: 1 and 1)
+    via_file = preprocess_file("yoochoose", raw, tmp_path / "file", test_days=p.test_days, valid_days=p.valid_days,
+                               quiet=True)
     for name in ("train_items.npy", "train_offsets.npy", "test_items.npy", "train_times.npy", "stats.json"):
         assert (direct / name).read_bytes() == (via_file / name).read_bytes(), name
 
@@ -147,6 +151,25 @@ def test_the_diginetica_like_preset_orders_the_rules_as_the_real_split(tmp_path,
            for b in ("popularity", "transition", "sr", "ar", "vsknn")]
     assert mrr == sorted(mrr) and len(set(mrr)) == 5, mrr
     assert mrr[0] < 0.5 * mrr[1] and mrr[3] < 0.9 * mrr[4], mrr  # popularity far behind; V-SKNN clearly first
+
+
+@pytest.mark.parametrize("name", ["yoochoose-1/64", "yoochoose-1/4"])
+def test_the_yoochoose_like_presets_order_the_baselines_as_the_real_sample(tmp_path, name):
+    """On the yoochoose-100k sample popularity reaches 0.035 of V-SKNN's MRR@20, the rules
+    (transition, SR, AR) 0.82-0.85 and SKNN 0.89: V-SKNN leads. The calibrated presets, at the
+    default profile's scales (a few hundred items), keep popularity far behind, and V-SKNN first on
+    the 1/64 preset; on the denser 1/4 preset (178 train clicks per item, the sample 13) the rules
+    see every transition often and reach V-SKNN's level. With the plain first-order generator
+    V-SKNN came last on both, below popularity."""
+    from srs_core.baselines import evaluate_baseline
+    from srs_core.publish.book import load_profile
+
+    data = synthesize(PRESETS[name], load_profile("default")["scale"][name], 0, tmp_path / "d", quiet=True)
+    mrr = {b: evaluate_baseline(b, ProcessedDataset.load(data))["mrr_at_20"]
+           for b in ("popularity", "transition", "sr", "ar", "sknn", "vsknn")}
+    rules = [mrr[b] for b in ("transition", "sr", "ar", "sknn")]
+    assert mrr["popularity"] < 0.5 * min(rules), mrr
+    assert max(rules) < (1.0 if name == "yoochoose-1/64" else 1.05) * mrr["vsknn"], mrr
 
 
 def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_path):

@@ -34,32 +34,8 @@ synthetic. The generator draws click streams from a small, explicit model:
   cycle; clicks are a log-normal 45 s apart (median), at millisecond
   resolution. The last ``test_days`` days form the test split.
 
-Calibration. Table 3's columns are not mutually consistent under the
-definitions of ``stats.json`` (samples = sum of (length - 1), so
-``samples / sessions = avg length - 1``; Yoochoose 1/64 gives
-370,130 / 117,178 + 1 = 4.16, not 5.07). :func:`aim` therefore aims each
-preset at the point where sessions, samples and average length share one
-relative error (7.7% for Yoochoose 1/64, 5.6% for Yoochoose 1/4 and
-Diginetica, 3.1% for MeLi), with the item count exact. The knobs ``catalog``
-(items generated per kept item), ``sessions`` (multi-click sessions generated
-per kept train session) and ``length_mean`` were then fitted by running the
-real preprocessing (steps 1-8) at scale 0.1 (mean of seeds 0 and 1). Over
-seeds 0-9 at scales 0.02 and 0.05, every Table 3 statistic stays within 10%
-of the dissertation's value (worst: 9.8%, the samples of Yoochoose 1/64).
-The Diginetica-like preset's behaviour knobs (fewer fixed successors, the
-intent, revisits, a flatter head ``u0`` = 0.002) were then chosen so that, on
-its test split, our baselines and models come in the order they take on the
-real standard split, near its ratios to V-SKNN (popularity < transition < SR
-< AR < the neural models with cross-entropy < the recommended loss, level
-with V-SKNN; benchmarks/calibrate_synthetic.py), and its size knobs refitted
-to Table 3 as above. Its test split spans 21 days (the real one 7) so that
-the comparison does not turn on a few hundred test sessions; validation stays
-7 days, and the span grows by 14 days so that the train split keeps Table 3's
-size. The real split has about 9% of its test targets repeating the last click
-and 11% returning to an earlier one; the preset has about 7% and 15%.
-Like the real data, the raw catalog is larger than the kept one (rare items
-fail the support filter) and MeLi's raw sessions are long (mean ~61 clicks,
-so that 1.28M items reach 5 occurrences) before the trim to 25.
+The presets (Table 3's sizes and the behaviour knobs fitted to the real data
+we have) live in :mod:`srs_core.data.presets`.
 
 The Yoochoose presets generate the 1/4 and 1/64 subsets directly (the train
 span of the preset, no ``fraction``); the fraction step itself is exercised by
@@ -74,7 +50,7 @@ from __future__ import annotations
 import math
 import numbers
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -84,109 +60,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from srs_core.progress import tqdm
 
+from .presets import PRESETS, Preset, aim, get_preset  # noqa: F401 (the presets' home; re-exported)
 from .preprocess import default_valid_days, preprocess_events, write_processed
 from .readers import make_events
 
 MS_PER_DAY = 86_400_000
 # relative click intensity per hour of the day (UTC), low at night, peak in the evening
 _HOURLY = np.array([3, 2, 1.5, 1, 1, 1.5, 3, 5, 7, 8, 8, 8, 8, 8, 8, 8, 8.5, 9, 10, 10.5, 10, 9, 7, 5], float)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A synthetic dataset: Table 3 targets plus the generator knobs that meet them."""
-
-    name: str
-    # dissertation Table 3 (Section 4.5.5), after preprocessing
-    n_items: int
-    n_train_sessions: int
-    n_train_samples: int
-    avg_length: float
-    # time layout
-    test_days: int
-    span_days: int
-    start: str  # first day, ISO date (cosmetic: places the data near the real collection dates)
-    # generator knobs (calibrated, see the module docstring)
-    catalog: float  # items generated per item kept after preprocessing
-    sessions: float  # multi-click sessions generated per kept train session
-    length_mean: float  # mean raw length of multi-click sessions
-    length_shape: float  # negative binomial shape: smaller = longer tail
-    zipf: float  # exponent of the popularity density (u + u0)^-zipf over relative rank u (< 1)
-    head: float  # u0 of that density: caps the head (larger = flatter top)
-    single_share: float = 0.2  # share of one-click sessions
-    topic_size: int = 100  # items per latent topic
-    n_successors: int = 5
-    p_repeat: float = 0.04
-    p_follow: float = 0.55
-    p_topic: float = 0.30  # the rest (0.11) jumps by global popularity
-    p_recall: float = 0.0  # follow a successor of an earlier click of the session (not the last)
-    p_revisit: float = 0.0  # click again an earlier click of the session, not the last (taken from the jumps' share)
-    revisit_recency: float = 0.5  # the revisited click is k >= 1 clicks before the last, k ~ Geometric(revisit_recency)
-    succ_decay: float = 0.6  # successor j of an item is drawn with weight succ_decay^j
-    p_near: float = 0.0  # an item near the session's intent on the item line (taken from p_topic's share)
-    near_width: float = 20.0  # sd of a near draw, in items along the line
-    near_candidates: int = 4  # a near draw picks one of this many items by popularity
-    intent_memory: float = 0.7  # share of the intent kept at each click (the rest moves to the click)
-    item_id_base: int = 1  # raw ids are item_id_base + 0..N-1
-    valid_days: float | None = None  # days of the validation split (None: as many as test_days)
-
-    def targets(self) -> dict:
-        """Table 3's values under the names of ``stats.json``."""
-        return {"n_items": self.n_items, "n_train_sessions": self.n_train_sessions,
-                "n_train_samples": self.n_train_samples, "avg_train_session_length": self.avg_length}
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("yoochoose-1/64", 17_511, 117_178, 370_130, 5.07, test_days=1, span_days=14, start="2014-09-16",
-               catalog=1.1872, sessions=1.0004, length_mean=4.739, length_shape=3.0, zipf=0.8, head=1e-4,
-               item_id_base=214_500_000),
-        Preset("yoochoose-1/4", 33_280, 1_925_647, 5_922_115, 4.70, test_days=1, span_days=42, start="2014-08-19",
-               catalog=1.0, sessions=0.9672, length_mean=4.441, length_shape=3.0, zipf=0.8, head=1e-4,
-               item_id_base=214_500_000),
-        Preset("diginetica", 104_419, 186_670, 819_081, 4.66, test_days=21, span_days=104, start="2016-02-18",
-               catalog=1.7772, sessions=1.3734, length_mean=5.5075, length_shape=3.0, zipf=0.7, head=0.002,
-               # behaviour fitted to the real split (benchmarks/calibrate_synthetic.py): fewer fixed
-               # successors, drift along the session's intent, revisits of earlier clicks and a flat
-               # head, so that the methods' MRR@20 come in the real split's order and near its ratios;
-               # a test split three times the real one (validation stays 7 days) steadies the comparison
-               p_repeat=0.02, p_follow=0.2, p_recall=0.1, p_topic=0.5, p_near=0.25, p_revisit=0.15,
-               succ_decay=0.8, n_successors=8, valid_days=7),
-        Preset("meli2020", 1_279_791, 247_834, 4_675_443, 21.74, test_days=7, span_days=35, start="2019-09-26",
-               catalog=4.0082, sessions=1.2138, length_mean=61.482, length_shape=2.0, zipf=0.5, head=1e-4,
-               single_share=0.02),
-    )
-}
-
-
-def get_preset(preset: str | Preset) -> Preset:
-    if isinstance(preset, Preset):
-        return preset
-    try:
-        return PRESETS[preset]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown synthetic preset {preset!r}: choose one of {', '.join(PRESETS)}.") from None
-
-
-def aim(preset: str | Preset) -> dict:
-    """The statistics the generator aims at: Table 3 with its inconsistency split evenly.
-
-    With ``samples = sessions * (avg - 1)`` the three columns cannot all hold;
-    this returns the sessions / samples / average length that share one
-    relative error ``c`` (``n_items`` is kept). ``c`` solves a quadratic.
-    """
-    p = get_preset(preset)
-    ratio = p.n_train_samples / p.n_train_sessions  # samples per session, = avg - 1 if consistent
-    # sessions and avg change by (1 - x), samples by (1 + x):
-    # (1 - x) (L (1 - x) - 1) = ratio (1 + x), a quadratic in x; take its small root
-    a, b, c0 = p.avg_length, -(2 * p.avg_length - 1 + ratio), p.avg_length - 1 - ratio
-    x = (-b - math.sqrt(b * b - 4 * a * c0)) / (2 * a)
-    err = abs(x)
-    sessions = p.n_train_sessions * (1 - x)
-    length = p.avg_length * (1 - x)
-    return {"n_items": p.n_items, "n_train_sessions": sessions, "n_train_samples": sessions * (length - 1),
-            "avg_train_session_length": length, "relative_error": err}
 
 
 # --------------------------------------------------------------------------
