@@ -1,6 +1,8 @@
-"""Calibration of the Diginetica-like preset against the real standard split.
+"""Calibration of the synthetic presets against the real data we have.
 
-Two parts, both written to ``benchmarks/results/``:
+Two pairs: the Diginetica-like preset against the standard Diginetica split,
+and the Yoochoose 1/64-like preset against the yoochoose-100k sample. Three
+parts, the first and last written to ``benchmarks/results/``:
 
 * ``--sweep``: the learning rate of the synthetic presets. STAMP with
   cross-entropy trains on the Diginetica-like and MeLi2020-like presets (at
@@ -12,18 +14,29 @@ Two parts, both written to ``benchmarks/results/``:
   with the recommended loss runs the same rates on the Diginetica-like preset,
   for reference (the choice does not read it). Writes ``calibration_lr.csv``
   (one row per preset, loss, rate and epoch; about 8 minutes).
+* ``--train NAME [NAME ...] --into DIR``: the runs of the order table for
+  datasets whose book builds do not hold them all (the yoochoose-100k sample
+  and its preset): every baseline, and STAMP and SR-GNN with cross-entropy
+  and with the recommended loss, trained as the ``default`` profile trains
+  Experiment II (its seeds, epochs, learning rates, early stopping on real
+  data), into the results store of ``DIR`` (resumable; about 10 minutes for
+  the pair on 2 cores);
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
   real split present; with several folders, each method comes from the first
   that has it, e.g. the preset from a new build and the split's costly runs
   from an earlier one, each row naming its build's commit): every baseline, each model with cross-entropy and with the
-  recommended loss, on the preset (``diginetica``) and on the real split
-  (``diginetica-srgnn``), as mean MRR@20 and P@20 over the seeds stored, and
-  each as a ratio to V-SKNN's. Writes ``calibration.csv``; the data chapter
-  (``notebooks/00-data.ipynb``) shows it.
+  recommended loss, on each preset and its real data (:data:`DATASETS`), as
+  mean MRR@20 and P@20 over the seeds stored, and each as a ratio to
+  V-SKNN's. Writes ``calibration.csv``; the data chapter
+  (``notebooks/00-data.ipynb``) shows one table per pair. With ``--keep``,
+  the rows of the current file for datasets that no folder has (the real
+  split's costly runs, from a build no longer at hand) stay, each with its
+  own commit, date and machine.
 
     python benchmarks/calibrate_synthetic.py --sweep                 # about 8 minutes
-    python benchmarks/calibrate_synthetic.py --work _build/work/default
+    python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
+    python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
 
 The generator's knobs themselves (``srs_core/data/synthetic.py``) were chosen
 by hand against this table; the sweep and the table are what can be re-run.
@@ -49,7 +62,10 @@ from srs_core.publish.book import load_profile  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results"
 RATES = (0.001, 0.003, 0.005, 0.01, 0.02)
-DATASETS = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split"}
+# results-store dataset names and the labels of calibration.csv's ``data`` column (srs_core.pages.CALIBRATION_PAIRS)
+DATASETS = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split",
+            "yoochoose-1-64": "Yoochoose 1/64-like preset", "yoochoose-100k": "yoochoose-100k sample"}
+TRAINED = ("stamp", "srgnn")  # the models --train runs
 
 
 def machine() -> str:
@@ -103,6 +119,27 @@ def sweep(epochs: int = 4) -> pd.DataFrame:
     return out
 
 
+def train(names: list[str], into: Path) -> None:
+    """Every baseline, and :data:`TRAINED` with cross-entropy and the recommended loss, on ``names``
+    as the ``default`` profile trains Experiment II, into the results store of ``into``."""
+    profile = load_profile("default")
+    raw = ex.locate_raw(profile.get("raw_paths") or {})
+    for name in names:
+        if name in ex.REAL_ONLY and not Path(raw.get(name, "")).exists():
+            raise SystemExit(f"{name}: its raw file ({profile['raw_paths'].get(name)}) is absent; --train needs it")
+        ex.prepare_dataset(into, name, scale=(profile.get("scale") or {}).get(name, 1.0), seed=profile.get("seed", 0),
+                           raw_path=raw.get(name), quiet=False)
+    print("baselines ...", flush=True)
+    ex.run_baselines(into, names)
+    base = ex.configs(into, names, list(TRAINED), profile["seeds"], epochs=profile["epochs"],
+                      batch_size=profile["batch_size"], dim=profile["dim"], lr=profile["lr"],
+                      real={"epochs": profile["real_epochs"], "patience": profile["patience"]},
+                      synthetic={"lr": profile["synthetic_lr"]})
+    runs = (ex.with_fields(base, loss="ce", optimizer="dense", l2=False)
+            + ex.with_fields(base, **profile["recommended"]))
+    ex.run_grid(into, runs, quiet=False, workers=profile.get("workers", 1))
+
+
 def method(row) -> str | None:
     if row.kind == "baseline":
         return row.model
@@ -141,14 +178,30 @@ def order_table(works: list[Path]) -> pd.DataFrame:
     return table.assign(machine=machine(), date=dt.date.today().isoformat())
 
 
+def with_kept(table: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """``table`` and the rows of ``before`` (an earlier ``calibration.csv``) for the datasets
+    ``table`` lacks, whole, so that each dataset's ratios to V-SKNN come from one build."""
+    kept = before[~before.dataset.isin(table.dataset)]
+    print(f"kept from the earlier table: {', '.join(sorted(kept.dataset.unique())) or 'nothing'}")
+    return pd.concat([table, kept[table.columns]]).sort_values(["dataset", "method"], ignore_index=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="store_true", help="choose the synthetic learning rate on validation")
+    ap.add_argument("--train", nargs="+", metavar="NAME", help="datasets to train the order table's runs on")
+    ap.add_argument("--into", type=Path, help="the work folder --train writes its runs to")
     ap.add_argument("--work", type=Path, nargs="+", help="book builds' work folders, e.g. _build/work/default; "
                     "each method is read from the first that has it")
+    ap.add_argument("--keep", action="store_true", help="with --work: keep the rows of the current calibration.csv "
+                    "for datasets that no work folder has (each with its own commit, date and machine)")
     a = ap.parse_args()
-    if not a.sweep and a.work is None:
-        ap.error("give --sweep, --work DIR or both")
+    if not a.sweep and a.work is None and a.train is None:
+        ap.error("give --sweep, --train NAME ... --into DIR, --work DIR, or several")
+    if a.train is not None and a.into is None:
+        ap.error("--train needs --into DIR")
+    if a.train is not None:
+        train(a.train, a.into.resolve())
     OUT.mkdir(parents=True, exist_ok=True)
     if a.sweep:
         path = OUT / "calibration_lr.csv"
@@ -157,7 +210,11 @@ def main() -> None:
     if a.work is not None:
         table = order_table([w.resolve() for w in a.work])
         path = OUT / "calibration.csv"
-        table.to_csv(path, index=False, float_format="%.4f")
+        if a.keep and path.is_file():
+            table = with_kept(table, pd.read_csv(path))
+        tmp = path.with_name(f".{path.name}.tmp")
+        table.to_csv(tmp, index=False, float_format="%.4f")
+        tmp.replace(path)
         print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
         print(f"wrote {path}")
 

@@ -113,34 +113,51 @@ def tidy(runs: pd.DataFrame, floors: pd.DataFrame | None = None, by: tuple[str, 
     return table.set_index([c for c in table.columns if c not in ("MRR@20", "P@20", "s / epoch", "seeds")])
 
 
-def calibration(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+#: The calibration pairs of ``calibration.csv`` (its ``data`` column): each real dataset's label,
+#: with its preset's label and the two column headers the data chapter shows.
+CALIBRATION_PAIRS = {
+    "real split": ("Diginetica-like preset", "Diginetica split (real)", "Diginetica-like preset"),
+    "yoochoose-100k sample": ("Yoochoose 1/64-like preset", "yoochoose-100k (real)", "Yoochoose 1/64-like preset"),
+}
+
+
+def calibration_pairs(table: pd.DataFrame) -> list[str]:
+    """The real datasets of ``calibration.csv`` that have their preset beside them, in
+    :data:`CALIBRATION_PAIRS`' order."""
+    present = set(table.data)
+    return [real for real, (preset, *_) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
+
+
+def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataFrame, str]:
     """The data chapter's table of ``benchmarks/calibrate_synthetic.py``'s
-    ``calibration.csv``: one row per method, the real split and the
-    Diginetica-like preset side by side (MRR@20, P@20, MRR@20 over V-SKNN's),
-    methods in the real split's order; and a sentence on whether the preset
-    keeps that order."""
-    pick = table.pivot(index="method", columns="data", values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
+    ``calibration.csv`` for one pair (``real``, a key of :data:`CALIBRATION_PAIRS`):
+    one row per method, the real data and its preset side by side (MRR@20,
+    P@20, MRR@20 over V-SKNN's), methods in the real data's order; and a
+    sentence on whether the preset keeps that order."""
+    preset, real_header, preset_header = CALIBRATION_PAIRS[real]
+    noun = "split" if "split" in real else "sample"
+    pick = table[table.data.isin([real, preset])].pivot(index="method", columns="data",
+                                                        values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
     both = pick.dropna()
-    real, preset = "real split", "Diginetica-like preset"
     both = both.sort_values(("mrr_at_20", real))
     out = pd.DataFrame({(header, name): both[(column, data)].map(fmt.format)
-                        for header, data in (("Diginetica split (real)", real), ("Diginetica-like preset", preset))
+                        for header, data in ((real_header, real), (preset_header, preset))
                         for name, column, fmt in (("MRR@20", "mrr_at_20", "{:.4f}"), ("P@20", "p_at_20", "{:.4f}"),
                                                   ("÷ V-SKNN", "ratio_to_vsknn", "{:.2f}"))})
     out.index = [variant_label(m) for m in out.index]  # "stamp, cross-entropy" -> "STAMP, cross-entropy"
     out.index.name = "method"
-    ours = both[("mrr_at_20", preset)].to_numpy()  # in the real split's order, lowest first
+    ours = both[("mrr_at_20", preset)].to_numpy()  # in the real data's order, lowest first
     swapped = [(out.index[i], out.index[j]) for i in range(len(out)) for j in range(i + 1, len(out)) if ours[i] > ours[j]]
     rho = {m: both[(m, real)].rank().corr(both[(m, preset)].rank()) for m in ("mrr_at_20", "p_at_20")}
     if not swapped:
-        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real split does"
+        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real {noun} does"
     else:
         pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
-        sentence = (f"On MRR@20 the preset keeps the real split's order of the {len(out)} methods but for "
-                    f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real split has "
+        sentence = (f"On MRR@20 the preset keeps the real {noun}'s order of the {len(out)} methods but for "
+                    f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real {noun} has "
                     f"each the other way round); the rank correlation is {rho['mrr_at_20']:.2f}")
     gap = (both[("ratio_to_vsknn", preset)] - both[("ratio_to_vsknn", real)]).abs()
-    sentence += (f". Its ratios to V-SKNN's MRR@20 lie within {gap.max():.2f} of the split's (median "
+    sentence += (f". Its ratios to V-SKNN's MRR@20 lie within {gap.max():.2f} of the {noun}'s (median "
                  f"{gap.median():.2f}, largest for {variant_label(gap.idxmax())}); on P@20 the rank correlation "
                  f"of the two orders is {rho['p_at_20']:.2f}.")
     return out, sentence

@@ -117,6 +117,21 @@ def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_wh
     assert "2 pairs in the other order" in far and "transition above V-SKNN" in far
 
 
+def test_each_real_dataset_gets_its_own_table_beside_its_preset():
+    dig = _calibration((0.03, 0.19, 0.21, 0.24))
+    yoo = _calibration((0.1, 0.3, 0.28, 0.35)).replace({"data": {"real split": "yoochoose-100k sample",
+                                                                 "Diginetica-like preset": "Yoochoose 1/64-like preset"}})
+    both = pd.concat([yoo, dig])
+    assert pages.calibration_pairs(both) == ["real split", "yoochoose-100k sample"]
+    assert pages.calibration_pairs(dig) == ["real split"]
+    assert pages.calibration_pairs(yoo[yoo.data != "Yoochoose 1/64-like preset"]) == []  # a real column alone is no pair
+    table, sentence = pages.calibration(both, "yoochoose-100k sample")
+    assert [h for h, _ in table.columns][::3] == ["yoochoose-100k (real)", "Yoochoose 1/64-like preset"]
+    assert table.loc["transition", ("Yoochoose 1/64-like preset", "MRR@20")] == "0.3000"  # not the Diginetica rows
+    assert "transition above STAMP, cross-entropy" in sentence and "the real sample has each" in sentence
+    assert "split" not in sentence
+
+
 def _compared():
     """Rows of ``experiments.compare_runs``: a reference (no verdict) and two variants of one model."""
     return pd.DataFrame({
