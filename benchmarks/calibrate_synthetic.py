@@ -77,10 +77,17 @@ def machine() -> str:
     return f"{cpu}, {len(__import__('os').sched_getaffinity(0))} cores"
 
 
+COMMIT_FILE = "trained-at-commit.txt"  # what --train leaves in a folder outside any checkout
+
+
 def commit(where: Path = ROOT) -> str:
-    """The commit of the checkout that holds ``where`` (a build's work folder: the build's own commit)."""
+    """The commit of the checkout that holds ``where`` (a build's work folder: the build's own
+    commit), or, for a folder ``--train`` wrote outside a checkout, the commit it trained with."""
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    if out.stdout.strip():
+        return out.stdout.strip()
+    mark = Path(where) / COMMIT_FILE
+    return mark.read_text().strip() if mark.is_file() else "unknown"
 
 
 SWEPT = ("diginetica", "meli2020")  # the presets the rate is chosen on
@@ -138,6 +145,7 @@ def train(names: list[str], into: Path) -> None:
     runs = (ex.with_fields(base, loss="ce", optimizer="dense", l2=False)
             + ex.with_fields(base, **profile["recommended"]))
     ex.run_grid(into, runs, quiet=False, workers=profile.get("workers", 1))
+    (into / COMMIT_FILE).write_text(commit() + "\n")
 
 
 def method(row) -> str | None:
