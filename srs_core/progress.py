@@ -11,6 +11,7 @@ place progress can go.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tqdm.auto import tqdm as _auto
 from tqdm.std import tqdm as _text
@@ -24,6 +25,7 @@ def tqdm(*args, **kwargs):
     (updated at most every 30 s), else tqdm's automatic choice."""
     path = os.environ.get(ENV)
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # e.g. _build/ in a fresh clone
         kwargs.setdefault("file", open(path, "a", encoding="utf-8"))  # noqa: SIM115 - tqdm writes until it closes
         kwargs.setdefault("mininterval", 30.0)
         kwargs.setdefault("ascii", True)
