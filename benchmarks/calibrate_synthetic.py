@@ -19,7 +19,7 @@ parts, the first and last written to ``benchmarks/results/``:
   and its preset): every baseline, and STAMP and SR-GNN with cross-entropy
   and with the recommended loss, trained as the ``default`` profile trains
   Experiment II (its seeds, epochs, learning rates, early stopping on real
-  data), into the results store of ``DIR`` (resumable; about 10 minutes for
+  data), into the results store of ``DIR`` (resumable; about 7 minutes for
   the pair on 2 cores);
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
@@ -38,7 +38,7 @@ parts, the first and last written to ``benchmarks/results/``:
     python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
     python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
 
-The generator's knobs themselves (``srs_core/data/synthetic.py``) were chosen
+The presets' knobs themselves (``srs_core/data/presets.py``) were chosen
 by hand against this table; the sweep and the table are what can be re-run.
 """
 from __future__ import annotations
@@ -58,13 +58,12 @@ sys.path.insert(0, str(ROOT))
 
 from srs_core import experiments as ex  # noqa: E402
 from srs_core.data.synthetic import synthesize  # noqa: E402
+from srs_core.pages import CALIBRATION_DATA  # noqa: E402
 from srs_core.publish.book import load_profile  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results"
 RATES = (0.001, 0.003, 0.005, 0.01, 0.02)
-# results-store dataset names and the labels of calibration.csv's ``data`` column (srs_core.pages.CALIBRATION_PAIRS)
-DATASETS = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split",
-            "yoochoose-1-64": "Yoochoose 1/64-like preset", "yoochoose-100k": "yoochoose-100k sample"}
+DATASETS = CALIBRATION_DATA  # results-store dataset names and the labels of calibration.csv's ``data`` column
 TRAINED = ("stamp", "srgnn")  # the models --train runs
 
 

@@ -113,6 +113,11 @@ def tidy(runs: pd.DataFrame, floors: pd.DataFrame | None = None, by: tuple[str, 
     return table.set_index([c for c in table.columns if c not in ("MRR@20", "P@20", "s / epoch", "seeds")])
 
 
+#: The datasets of ``benchmarks/calibrate_synthetic.py``'s ``calibration.csv``: results-store
+#: names and the labels of its ``data`` column.
+CALIBRATION_DATA = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split",
+                    "yoochoose-1-64": "Yoochoose 1/64-like preset", "yoochoose-100k": "yoochoose-100k sample"}
+
 #: The calibration pairs of ``calibration.csv`` (its ``data`` column): each real dataset's label,
 #: with its preset's label and the two column headers the data chapter shows.
 CALIBRATION_PAIRS = {

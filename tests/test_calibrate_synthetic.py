@@ -29,5 +29,6 @@ def test_every_pair_the_book_shows_is_a_pair_the_script_writes():
     from srs_core.pages import CALIBRATION_PAIRS
 
     labels = set(calib.DATASETS.values())
+    assert len(labels) == 2 * len(CALIBRATION_PAIRS)
     for real, (preset, *_headers) in CALIBRATION_PAIRS.items():
         assert {real, preset} <= labels
