@@ -119,10 +119,11 @@ CALIBRATION_DATA = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": 
                     "yoochoose-1-64": "Yoochoose 1/64-like preset", "yoochoose-100k": "yoochoose-100k sample"}
 
 #: The calibration pairs of ``calibration.csv`` (its ``data`` column): each real dataset's label,
-#: with its preset's label and the two column headers the data chapter shows.
+#: with its preset's label (also the preset's column header) and the real data's column header.
 CALIBRATION_PAIRS = {
-    "real split": ("Diginetica-like preset", "Diginetica split (real)", "Diginetica-like preset"),
-    "yoochoose-100k sample": ("Yoochoose 1/64-like preset", "yoochoose-100k (real)", "Yoochoose 1/64-like preset"),
+    CALIBRATION_DATA[real]: (CALIBRATION_DATA[preset], header)
+    for real, preset, header in (("diginetica-srgnn", "diginetica", "Diginetica split (real)"),
+                                 ("yoochoose-100k", "yoochoose-1-64", "yoochoose-100k (real)"))
 }
 
 
@@ -130,7 +131,7 @@ def calibration_pairs(table: pd.DataFrame) -> list[str]:
     """The real datasets of ``calibration.csv`` that have their preset beside them, in
     :data:`CALIBRATION_PAIRS`' order."""
     present = set(table.data)
-    return [real for real, (preset, *_) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
+    return [real for real, (preset, _) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
 
 
 def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataFrame, str]:
@@ -139,14 +140,14 @@ def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataF
     one row per method, the real data and its preset side by side (MRR@20,
     P@20, MRR@20 over V-SKNN's), methods in the real data's order; and a
     sentence on whether the preset keeps that order."""
-    preset, real_header, preset_header = CALIBRATION_PAIRS[real]
+    preset, real_header = CALIBRATION_PAIRS[real]
     noun = "split" if "split" in real else "sample"
     pick = table[table.data.isin([real, preset])].pivot(index="method", columns="data",
                                                         values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
     both = pick.dropna()
     both = both.sort_values(("mrr_at_20", real))
     out = pd.DataFrame({(header, name): both[(column, data)].map(fmt.format)
-                        for header, data in ((real_header, real), (preset_header, preset))
+                        for header, data in ((real_header, real), (preset, preset))
                         for name, column, fmt in (("MRR@20", "mrr_at_20", "{:.4f}"), ("P@20", "p_at_20", "{:.4f}"),
                                                   ("÷ V-SKNN", "ratio_to_vsknn", "{:.2f}"))})
     out.index = [variant_label(m) for m in out.index]  # "stamp, cross-entropy" -> "STAMP, cross-entropy"
