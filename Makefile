@@ -33,8 +33,12 @@ chromium:
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "note: could not install chromium; the book's page check will be skipped"; }
 
+# The unit tests run on TEST_WORKERS pytest-xdist processes (one torch thread
+# each, tests/conftest.py), a test module per worker at a time; TEST_WORKERS=0
+# runs them in this one process.
+TEST_WORKERS ?= 2
 unit: $(STAMP) chromium
-	$(BIN)/python -m pytest tests -q --durations=20
+	$(BIN)/python -m pytest tests -q --durations=20 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # nbval re-runs the committed notebooks (the ci profile) and compares the cells
 # marked NBVAL_CHECK_OUTPUT. The rule (notebooks/README.md): those cells print

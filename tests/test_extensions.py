@@ -278,7 +278,6 @@ def test_recommended_configuration_learns_on_the_real_dev_data(tmp_path):
     stats = {**ds.stats, "n_train_sessions": keep, "n_train_samples": end - keep}
     save_dataset(data, splits, (full / "item_ids.txt").read_text().split(), stats, ds.meta)
     popularity = evaluate_baseline("popularity", ProcessedDataset.load(data))["mrr_at_20"]
-    torch.set_num_threads(2)
     rec = fit(TrainConfig(data=str(data), model="stamp", loss="ns", optimizer="sparse_fast", l2=True, score_scale=5.0,
                           sampling="popularity", epochs=1, device="cpu"), tmp_path / "run", quiet=True)
     assert rec["best"]["mrr_at_20"] > popularity + 0.08, (rec["best"], popularity)
