@@ -134,6 +134,16 @@ def calibration_pairs(table: pd.DataFrame) -> list[str]:
     return [real for real, (preset, _) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
 
 
+def _in_words(label: str) -> str:
+    """A method's table label as a sentence names it: ``"STAMP, cross-entropy"`` -> ``"STAMP (cross-entropy)"``."""
+    head, *rest = label.split(", ")
+    return f"{head} ({', '.join(rest)})" if rest else head
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataFrame, str]:
     """The data chapter's table of ``benchmarks/calibrate_synthetic.py``'s
     ``calibration.csv`` for one pair (``real``, a key of :data:`CALIBRATION_PAIRS`):
@@ -158,7 +168,8 @@ def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataF
     if not swapped:
         sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real {noun} does"
     else:
-        pairs = "; ".join(f"{a} above {b}" for a, b in swapped)
+        pairs = "; ".join(f"{_in_words(a)} above {_and([_in_words(b) for x, b in swapped if x == a])}"
+                          for a in dict.fromkeys(a for a, _ in swapped))
         sentence = (f"On MRR@20 the preset keeps the real {noun}'s order of the {len(out)} methods but for "
                     f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real {noun} has "
                     f"each the other way round); the rank correlation is {rho['mrr_at_20']:.2f}")

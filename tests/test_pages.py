@@ -111,10 +111,10 @@ def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_wh
     assert "within 0.11 of the split's (median 0.06, largest for popularity)" in sentence, sentence
     assert "on P@20 the rank correlation of the two orders is 1.00." in sentence
     _, swapped = pages.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
-    assert "1 pair in the other order" in swapped and "STAMP, cross-entropy above transition" not in swapped
-    assert "transition above STAMP, cross-entropy" in swapped
-    _, far = pages.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods
-    assert "2 pairs in the other order" in far and "transition above V-SKNN" in far
+    assert "1 pair in the other order" in swapped and "STAMP (cross-entropy) above transition" not in swapped
+    assert "(on the preset transition above STAMP (cross-entropy); the real split has" in swapped, swapped
+    _, far = pages.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods, named once
+    assert "2 pairs in the other order (on the preset transition above STAMP (cross-entropy) and V-SKNN;" in far, far
 
 
 def test_each_real_dataset_gets_its_own_table_beside_its_preset():
@@ -128,7 +128,7 @@ def test_each_real_dataset_gets_its_own_table_beside_its_preset():
     table, sentence = pages.calibration(both, "yoochoose-100k sample")
     assert [h for h, _ in table.columns][::3] == ["yoochoose-100k (real)", "Yoochoose 1/64-like preset"]
     assert table.loc["transition", ("Yoochoose 1/64-like preset", "MRR@20")] == "0.3000"  # not the Diginetica rows
-    assert "transition above STAMP, cross-entropy" in sentence and "the real sample has each" in sentence
+    assert "transition above STAMP (cross-entropy)" in sentence and "the real sample has each" in sentence
     assert "split" not in sentence
 
 
