@@ -60,6 +60,7 @@ from srs_core import experiments as ex  # noqa: E402
 from srs_core.data.synthetic import synthesize  # noqa: E402
 from srs_core.pages import CALIBRATION_DATA  # noqa: E402
 from srs_core.publish.book import load_profile  # noqa: E402
+from srs_core.results import atomic_write_bytes  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results"
 RATES = (0.001, 0.003, 0.005, 0.01, 0.02)
@@ -209,19 +210,16 @@ def main() -> None:
         ap.error("--train needs --into DIR")
     if a.train is not None:
         train(a.train, a.into.resolve())
-    OUT.mkdir(parents=True, exist_ok=True)
     if a.sweep:
         path = OUT / "calibration_lr.csv"
-        sweep().to_csv(path, index=False, float_format="%.4f")
+        atomic_write_bytes(path, sweep().to_csv(index=False, float_format="%.4f").encode())
         print(f"wrote {path}")
     if a.work is not None:
         table = order_table([w.resolve() for w in a.work])
         path = OUT / "calibration.csv"
         if a.keep and path.is_file():
             table = with_kept(table, pd.read_csv(path))
-        tmp = path.with_name(f".{path.name}.tmp")
-        table.to_csv(tmp, index=False, float_format="%.4f")
-        tmp.replace(path)
+        atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
         print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
         print(f"wrote {path}")
 

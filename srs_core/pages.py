@@ -134,6 +134,19 @@ def calibration_pairs(table: pd.DataFrame) -> list[str]:
     return [real for real, (preset, _) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
 
 
+def _pair_rows(table: pd.DataFrame, real: str) -> pd.DataFrame:
+    """The rows of ``calibration.csv`` for the pair of real data ``real``: the real data and its preset."""
+    return table[table.data.isin([real, CALIBRATION_PAIRS[real][0]])]
+
+
+def calibration_builds(table: pd.DataFrame, real: str) -> str:
+    """Where a pair's numbers come from: each side's commits and date, then the machine."""
+    pair = _pair_rows(table, real)
+    builds = "; ".join(f"{data}: commit {', '.join(sorted(g.commit.unique()))}, {g.date.iloc[0]}"
+                       for data, g in pair.groupby("data"))
+    return f"Read from the default profile's runs ({builds}; {pair.machine.iloc[0]})."
+
+
 def _in_words(label: str) -> str:
     """A method's table label as a sentence names it: ``"STAMP, cross-entropy"`` -> ``"STAMP (cross-entropy)"``."""
     head, *rest = label.split(", ")
@@ -152,8 +165,8 @@ def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataF
     sentence on whether the preset keeps that order."""
     preset, real_header = CALIBRATION_PAIRS[real]
     noun = "split" if "split" in real else "sample"
-    pick = table[table.data.isin([real, preset])].pivot(index="method", columns="data",
-                                                        values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
+    pick = _pair_rows(table, real).pivot(index="method", columns="data",
+                                         values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
     both = pick.dropna()
     both = both.sort_values(("mrr_at_20", real))
     out = pd.DataFrame({(header, name): both[(column, data)].map(fmt.format)

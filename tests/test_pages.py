@@ -132,6 +132,16 @@ def test_each_real_dataset_gets_its_own_table_beside_its_preset():
     assert "split" not in sentence
 
 
+def test_the_builds_line_names_each_side_of_a_pair_with_its_commits_date_and_machine():
+    dig = _calibration((0.03, 0.19, 0.21, 0.24)).assign(commit="abc1234", date="2026-12-07", machine="AMD EPYC, 2 cores")
+    dig.loc[(dig.data == "real split") & (dig.method == "vsknn"), "commit"] = "0ff1ce0"
+    yoo = dig.replace({"data": {"real split": "yoochoose-100k sample",
+                                "Diginetica-like preset": "Yoochoose 1/64-like preset"}}).assign(commit="9999999")
+    line = pages.calibration_builds(pd.concat([dig, yoo]), "real split")
+    assert line == ("Read from the default profile's runs (Diginetica-like preset: commit abc1234, 2026-12-07; "
+                    "real split: commit 0ff1ce0, abc1234, 2026-12-07; AMD EPYC, 2 cores).")
+
+
 def _compared():
     """Rows of ``experiments.compare_runs``: a reference (no verdict) and two variants of one model."""
     return pd.DataFrame({
