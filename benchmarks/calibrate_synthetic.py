@@ -1,15 +1,15 @@
 """Calibration of the synthetic presets against the real data we have.
 
 Two pairs: the Diginetica-like preset against the standard Diginetica split,
-and the Yoochoose 1/64-like preset against the yoochoose-100k sample. Three
-parts, the first and last written to ``benchmarks/results/``:
+and the Yoochoose 1/64-like preset against the yoochoose-100k sample. Four
+parts, all but ``--train`` written to ``benchmarks/results/``:
 
 * ``--sweep``: the learning rate of the synthetic presets. STAMP with
   cross-entropy trains on the Diginetica-like and MeLi2020-like presets (at
   the default profile's scales) for 4 epochs at each rate; on each preset a
   rate scores its best validation MRR@20 over the best of any rate there, and
   the rate with the highest mean score is the profiles' ``synthetic_lr``
-  (``srs_core.pages.chosen_rate``): one rate for every preset, so it is
+  (``srs_core.calibration.chosen_rate``): one rate for every preset, so it is
   chosen on the smallest-data preset as well as on the calibrated one. STAMP
   with the recommended loss runs the same rates on the Diginetica-like preset,
   for reference (the choice does not read it). Writes ``calibration_lr.csv``
@@ -21,6 +21,13 @@ parts, the first and last written to ``benchmarks/results/``:
   Experiment II (its seeds, epochs, learning rates, early stopping on real
   data), into the results store of ``DIR`` (resumable; about 7 minutes for
   the pair on 2 cores);
+* ``--knn``: V-SKNN with one of its three refinements taken away at a time
+  (IDF weights, the weights of the session's recent clicks, the discount of
+  neighbours by step), and SKNN, on the test splits of the real Diginetica
+  split and of the Diginetica-like preset: where the preset's order of the
+  two session k-NN methods differs from the split's, which refinement is
+  behind it. Writes ``calibration_knn.csv`` (about 2 minutes; needs the
+  real split, or ``--keep`` for its rows of the current file);
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
   real split present; with several folders, each method comes from the first
@@ -35,6 +42,7 @@ parts, the first and last written to ``benchmarks/results/``:
   own commit, date and machine.
 
     python benchmarks/calibrate_synthetic.py --sweep                 # about 8 minutes
+    python benchmarks/calibrate_synthetic.py --knn                   # about 2 minutes
     python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
     python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
 
@@ -58,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from srs_core import experiments as ex  # noqa: E402
 from srs_core.data.synthetic import synthesize  # noqa: E402
-from srs_core.pages import CALIBRATION_DATA  # noqa: E402
+from srs_core.calibration import CALIBRATION_DATA, KNN_VARIANTS  # noqa: E402
 from srs_core.publish.book import load_profile  # noqa: E402
 from srs_core.results import atomic_write_bytes  # noqa: E402
 
@@ -95,9 +103,9 @@ SWEPT = ("diginetica", "meli2020")  # the presets the rate is chosen on
 
 def sweep(epochs: int = 4) -> pd.DataFrame:
     """STAMP at each rate on the presets of ``SWEPT`` (the default profile's scales), with
-    cross-entropy, on which the rate is chosen (``pages.chosen_rate``), and, for reference on the
+    cross-entropy, on which the rate is chosen (``calibration.chosen_rate``), and, for reference on the
     Diginetica-like preset, with the recommended loss; one row per preset, loss, rate and epoch."""
-    from srs_core.pages import chosen_rate
+    from srs_core.calibration import chosen_rate
     from srs_core.training import TrainConfig
     from srs_core.training.loop import fit
 
@@ -146,6 +154,40 @@ def train(names: list[str], into: Path) -> None:
             + ex.with_fields(base, **profile["recommended"]))
     ex.run_grid(into, runs, quiet=False, workers=profile.get("workers", 1))
     (into / COMMIT_FILE).write_text(commit() + "\n")
+
+
+KNN_PAIRS = {"diginetica-srgnn": "diginetica"}  # --knn: each real dataset and its preset
+
+
+def knn(keep: pd.DataFrame | None = None) -> pd.DataFrame:
+    """MRR@20 and P@20 on the test split of each dataset of :data:`KNN_PAIRS` (the real one and
+    its preset at the default profile's scale and seed) of V-SKNN, of V-SKNN with one refinement
+    taken away at a time, and of SKNN (:data:`srs_core.calibration.KNN_VARIANTS`). A real dataset
+    whose file is absent keeps its rows of ``keep`` (the current file), or stops with a message."""
+    from srs_core.baselines import evaluate_baseline
+
+    profile = load_profile("default")
+    raw = ex.locate_raw(profile.get("raw_paths") or {})
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for real, preset in KNN_PAIRS.items():
+            for name in (real, preset):
+                if name in ex.REAL_ONLY and not Path(raw.get(name, "")).exists():
+                    if keep is not None and (keep.dataset == name).any():
+                        print(f"{name}: its file is absent; its rows of the current file stay")
+                        rows += keep[keep.dataset == name].to_dict("records")
+                        continue
+                    raise SystemExit(f"{name}: its file ({profile['raw_paths'].get(name)}) is absent; "
+                                     "--knn needs it (or --keep with a current calibration_knn.csv)")
+                data = ex.prepare_dataset(Path(tmp), name, scale=(profile.get("scale") or {}).get(name, 1.0),
+                                          seed=profile.get("seed", 0), raw_path=raw.get(name))
+                for variant, (_, baseline, params) in KNN_VARIANTS.items():
+                    res = evaluate_baseline(baseline, data, params=params)
+                    rows.append({"dataset": name, "data": DATASETS[name], "variant": variant,
+                                 "mrr_at_20": res["mrr_at_20"], "p_at_20": res["p_at_20"], "n_items": data.n_items,
+                                 "machine": machine(), "date": dt.date.today().isoformat(), "commit": commit()})
+                    print(f"{name}, {variant}: MRR@20 {res['mrr_at_20']:.4f}", flush=True)
+    return pd.DataFrame(rows)
 
 
 def method(row) -> str | None:
@@ -201,11 +243,14 @@ def main() -> None:
     ap.add_argument("--into", type=Path, help="the work folder --train writes its runs to")
     ap.add_argument("--work", type=Path, nargs="+", help="book builds' work folders, e.g. _build/work/default; "
                     "each method is read from the first that has it")
+    ap.add_argument("--knn", action="store_true", help="V-SKNN with each refinement taken away, on the real split "
+                    "and its preset (calibration_knn.csv)")
     ap.add_argument("--keep", action="store_true", help="with --work: keep the rows of the current calibration.csv "
-                    "for datasets that no work folder has (each with its own commit, date and machine)")
+                    "for datasets that no work folder has (each with its own commit, date and machine); with --knn: "
+                    "keep the current calibration_knn.csv's rows of a real dataset whose file is absent")
     a = ap.parse_args()
-    if not a.sweep and a.work is None and a.train is None:
-        ap.error("give --sweep, --train NAME ... --into DIR, --work DIR, or several")
+    if not a.sweep and not a.knn and a.work is None and a.train is None:
+        ap.error("give --sweep, --knn, --train NAME ... --into DIR, --work DIR, or several")
     if a.train is not None and a.into is None:
         ap.error("--train needs --into DIR")
     if a.train is not None:
@@ -213,6 +258,11 @@ def main() -> None:
     if a.sweep:
         path = OUT / "calibration_lr.csv"
         atomic_write_bytes(path, sweep().to_csv(index=False, float_format="%.4f").encode())
+        print(f"wrote {path}")
+    if a.knn:
+        path = OUT / "calibration_knn.csv"
+        table = knn(pd.read_csv(path) if a.keep and path.is_file() else None)
+        atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
         print(f"wrote {path}")
     if a.work is not None:
         table = order_table([w.resolve() for w in a.work])

@@ -26,7 +26,7 @@ def test_an_earlier_tables_datasets_stay_only_where_no_build_has_them():
 
 
 def test_every_pair_the_book_shows_is_a_pair_the_script_writes():
-    from srs_core.pages import CALIBRATION_PAIRS
+    from srs_core.calibration import CALIBRATION_PAIRS
 
     labels = set(calib.DATASETS.values())
     assert len(labels) == 2 * len(CALIBRATION_PAIRS)

@@ -92,56 +92,6 @@ def test_more_than_three_groups_stack_the_panels():
     assert a.get_position().y0 > b.get_position().y1  # one above the other, each the column's width
 
 
-def _calibration(preset_mrr):
-    rows = []
-    for data, values in (("real split", (0.002, 0.13, 0.15, 0.18)), ("Diginetica-like preset", preset_mrr)):
-        for method, mrr in zip(("popularity", "transition", "stamp, cross-entropy", "vsknn"), values):
-            rows.append({"data": data, "method": method, "mrr_at_20": mrr, "p_at_20": 2 * mrr,
-                         "ratio_to_vsknn": mrr / values[-1]})
-    return pd.DataFrame(rows)
-
-
-def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_where_the_order_differs():
-    table, sentence = pages.calibration(_calibration((0.03, 0.19, 0.21, 0.24)))
-    assert list(table.index) == ["popularity", "transition", "STAMP, cross-entropy", "V-SKNN"]
-    assert table.loc["V-SKNN", ("Diginetica split (real)", "÷ V-SKNN")] == "1.00"
-    assert table.loc["transition", ("Diginetica-like preset", "MRR@20")] == "0.1900"
-    assert "exactly as the real split" in sentence
-    # ratios to V-SKNN: real 0.011, 0.72, 0.83, 1; preset 0.125, 0.79, 0.88, 1
-    assert "within 0.11 of the split's (median 0.06, largest for popularity)" in sentence, sentence
-    assert "on P@20 the rank correlation of the two orders is 1.00." in sentence
-    _, swapped = pages.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
-    assert "1 pair in the other order" in swapped and "STAMP (cross-entropy) above transition" not in swapped
-    assert "(on the preset transition above STAMP (cross-entropy); the real split has" in swapped, swapped
-    _, far = pages.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods, named once
-    assert "2 pairs in the other order (on the preset transition above STAMP (cross-entropy) and V-SKNN;" in far, far
-
-
-def test_each_real_dataset_gets_its_own_table_beside_its_preset():
-    dig = _calibration((0.03, 0.19, 0.21, 0.24))
-    yoo = _calibration((0.1, 0.3, 0.28, 0.35)).replace({"data": {"real split": "yoochoose-100k sample",
-                                                                 "Diginetica-like preset": "Yoochoose 1/64-like preset"}})
-    both = pd.concat([yoo, dig])
-    assert pages.calibration_pairs(both) == ["real split", "yoochoose-100k sample"]
-    assert pages.calibration_pairs(dig) == ["real split"]
-    assert pages.calibration_pairs(yoo[yoo.data != "Yoochoose 1/64-like preset"]) == []  # a real column alone is no pair
-    table, sentence = pages.calibration(both, "yoochoose-100k sample")
-    assert [h for h, _ in table.columns][::3] == ["yoochoose-100k (real)", "Yoochoose 1/64-like preset"]
-    assert table.loc["transition", ("Yoochoose 1/64-like preset", "MRR@20")] == "0.3000"  # not the Diginetica rows
-    assert "transition above STAMP (cross-entropy)" in sentence and "the real sample has each" in sentence
-    assert "split" not in sentence
-
-
-def test_the_builds_line_names_each_side_of_a_pair_with_its_commits_date_and_machine():
-    dig = _calibration((0.03, 0.19, 0.21, 0.24)).assign(commit="abc1234", date="2026-12-07", machine="AMD EPYC, 2 cores")
-    dig.loc[(dig.data == "real split") & (dig.method == "vsknn"), "commit"] = "0ff1ce0"
-    yoo = dig.replace({"data": {"real split": "yoochoose-100k sample",
-                                "Diginetica-like preset": "Yoochoose 1/64-like preset"}}).assign(commit="9999999")
-    line = pages.calibration_builds(pd.concat([dig, yoo]), "real split")
-    assert line == ("Read from the default profile's runs (Diginetica-like preset: commit abc1234, 2026-12-07; "
-                    "real split: commit 0ff1ce0, abc1234, 2026-12-07; AMD EPYC, 2 cores).")
-
-
 def _compared():
     """Rows of ``experiments.compare_runs``: a reference (no verdict) and two variants of one model."""
     return pd.DataFrame({
@@ -226,25 +176,3 @@ def test_name_variants_writes_each_loss_out_and_drops_the_shared_setting():
     named = pages.name_variants(rows, ("buckets batching",))
     assert named.variant.tolist() == ["negative sampling, S=5", "sampled softmax (logQ)"]
     assert named.x.tolist() == [1, 2] and rows.variant.iloc[0] == "ns, S=5, buckets batching"  # a copy
-
-
-def _sweep():
-    rows = []
-    for preset, by_rate in (("diginetica", {0.001: 0.20, 0.003: 0.19}), ("meli2020", {0.001: 0.05, 0.003: 0.13})):
-        for lr, best in by_rate.items():
-            rows += [{"dataset": preset, "loss": "ce", "lr": lr, "epoch": e, "valid_mrr_at_20": best * f}
-                     for e, f in ((1, 0.5), (2, 1.0))]
-    rows += [{"dataset": "diginetica", "loss": "recommended", "lr": 0.003, "epoch": 2, "valid_mrr_at_20": 0.21}]
-    return pd.DataFrame(rows)
-
-
-def test_the_rate_is_chosen_over_every_preset_swept_relative_to_each_presets_best():
-    sweep = _sweep()
-    # Diginetica-like alone would pick 0.001; relative scores: 0.001 -> (1 + 0.38) / 2, 0.003 -> (0.95 + 1) / 2
-    assert pages.chosen_rate(sweep[sweep.dataset == "diginetica"]) == 0.001
-    assert pages.chosen_rate(sweep) == 0.003
-    assert pages.chosen_rate(sweep[sweep.loss == "ce"].drop(columns=["dataset", "loss"]).iloc[:4]) == 0.001
-    text = pages.rate_sentence(sweep)
-    assert "on the Diginetica-like preset its best validation MRR@20, 0.2000, came at 0.001 (epoch 2; 0.1900 at 0.003)" in text
-    assert "on the MeLi2020-like preset its best validation MRR@20, 0.1300, came at 0.003" in text
-    assert "is 0.003." in text and "the best came at 0.003 (0.2100, epoch 2; 0.2100 at 0.003)" in text
