@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from srs_core import experiments as ex  # noqa: E402
 from srs_core.data.synthetic import synthesize  # noqa: E402
-from srs_core.calibration import CALIBRATION_DATA, KNN_VARIANTS  # noqa: E402
+from srs_core.calibration import CALIBRATION_DATA, KNN_VARIANTS, read as read_calibration  # noqa: E402
 from srs_core.publish.book import load_profile  # noqa: E402
 from srs_core.results import atomic_write_bytes  # noqa: E402
 
@@ -261,14 +261,14 @@ def main() -> None:
         print(f"wrote {path}")
     if a.knn:
         path = OUT / "calibration_knn.csv"
-        table = knn(pd.read_csv(path) if a.keep and path.is_file() else None)
+        table = knn(read_calibration(path) if a.keep and path.is_file() else None)
         atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
         print(f"wrote {path}")
     if a.work is not None:
         table = order_table([w.resolve() for w in a.work])
         path = OUT / "calibration.csv"
         if a.keep and path.is_file():
-            table = with_kept(table, pd.read_csv(path))
+            table = with_kept(table, read_calibration(path))
         atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
         print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
         print(f"wrote {path}")

@@ -12,6 +12,12 @@ import pandas as pd
 from srs_core.claims import count
 from srs_core.pages import dataset_label, variant_label
 
+def read(path) -> pd.DataFrame:
+    """One of the calibration files, its ``commit`` column as text (a short hash such as
+    ``46919e0`` would otherwise be read as a number)."""
+    return pd.read_csv(path, dtype={"commit": str})
+
+
 #: The datasets of ``benchmarks/calibrate_synthetic.py``'s ``calibration.csv``: results-store
 #: names and the labels of its ``data`` column.
 CALIBRATION_DATA = {"diginetica": "Diginetica-like preset", "diginetica-srgnn": "real split",

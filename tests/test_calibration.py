@@ -106,3 +106,10 @@ def test_the_knn_sentence_draws_no_conclusion_where_the_preset_behaves_as_the_sp
 def test_the_knn_table_refuses_a_file_without_both_sides():
     with pytest.raises(ValueError, match="--knn"):
         cal.knn_refinements(_knn((0.18,) * 5, (0.18,) * 5).query("data == 'real split'"))
+
+
+def test_a_commit_that_looks_like_a_number_is_read_as_text(tmp_path):
+    path = tmp_path / "calibration_knn.csv"
+    _knn((0.18,) * 5, (0.19,) * 5).assign(commit="46919e0").to_csv(path, index=False)
+    line = cal.calibration_builds(cal.read(path), "real split", "Measured")
+    assert "commit 46919e0, 2026-12-07" in line, line
