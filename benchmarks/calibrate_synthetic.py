@@ -26,7 +26,8 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   neighbours by step), and SKNN, on the test splits of the real Diginetica
   split and of the Diginetica-like preset: where the preset's order of the
   two session k-NN methods differs from the split's, which refinement is
-  behind it. Writes ``calibration_knn.csv`` (about 2 minutes; needs the
+  behind it. Each is chosen on validation over the books' grid, as in the
+  order table. Writes ``calibration_knn.csv`` (about 8 minutes; needs the
   real split, or ``--keep`` for its rows of the current file);
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
@@ -42,7 +43,7 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   own commit, date and machine.
 
     python benchmarks/calibrate_synthetic.py --sweep                 # about 8 minutes
-    python benchmarks/calibrate_synthetic.py --knn                   # about 2 minutes
+    python benchmarks/calibrate_synthetic.py --knn                   # about 8 minutes
     python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
     python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
 
@@ -53,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import platform
 import subprocess
 import sys
@@ -162,9 +164,11 @@ KNN_PAIRS = {"diginetica-srgnn": "diginetica"}  # --knn: each real dataset and i
 def knn(keep: pd.DataFrame | None = None) -> pd.DataFrame:
     """MRR@20 and P@20 on the test split of each dataset of :data:`KNN_PAIRS` (the real one and
     its preset at the default profile's scale and seed) of V-SKNN, of V-SKNN with one refinement
-    taken away at a time, and of SKNN (:data:`srs_core.calibration.KNN_VARIANTS`). A real dataset
-    whose file is absent keeps its rows of ``keep`` (the current file), or stops with a message."""
-    from srs_core.baselines import evaluate_baseline
+    taken away at a time, and of SKNN (:data:`srs_core.calibration.KNN_VARIANTS`), each chosen on
+    the validation split over the grid the books use (``baselines.VALID_GRIDS``, less the setting
+    a variant fixes), as in ``calibration.csv``. A real dataset whose file is absent keeps its rows
+    of ``keep`` (the current file), or stops with a message."""
+    from srs_core.baselines import VALID_GRIDS, tune_baseline
 
     profile = load_profile("default")
     raw = ex.locate_raw(profile.get("raw_paths") or {})
@@ -182,11 +186,13 @@ def knn(keep: pd.DataFrame | None = None) -> pd.DataFrame:
                 data = ex.prepare_dataset(Path(tmp), name, scale=(profile.get("scale") or {}).get(name, 1.0),
                                           seed=profile.get("seed", 0), raw_path=raw.get(name))
                 for variant, (_, baseline, params) in KNN_VARIANTS.items():
-                    res = evaluate_baseline(baseline, data, params=params)
+                    grid = {**VALID_GRIDS.get(baseline, {}), **{k: [v] for k, v in params.items()}}
+                    res = tune_baseline(baseline, data, grid=grid)
                     rows.append({"dataset": name, "data": DATASETS[name], "variant": variant,
-                                 "mrr_at_20": res["mrr_at_20"], "p_at_20": res["p_at_20"], "n_items": data.n_items,
+                                 "mrr_at_20": res["test"]["mrr_at_20"], "p_at_20": res["test"]["p_at_20"],
+                                 "params": json.dumps(res["params"], sort_keys=True), "n_items": data.n_items,
                                  "machine": machine(), "date": dt.date.today().isoformat(), "commit": commit()})
-                    print(f"{name}, {variant}: MRR@20 {res['mrr_at_20']:.4f}", flush=True)
+                    print(f"{name}, {variant}: MRR@20 {res['test']['mrr_at_20']:.4f} with {res['params']}", flush=True)
     return pd.DataFrame(rows)
 
 

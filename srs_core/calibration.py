@@ -170,7 +170,7 @@ def knn_refinements(table: pd.DataFrame, real: str = "real split") -> tuple[pd.D
     ratio = mrr / mrr.loc["vsknn"]
     out = pd.DataFrame({(header, name): frame[data].map(fmt.format)
                         for header, data in ((real_header, real), (preset, preset))
-                        for name, frame, fmt in (("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.2f}"))})
+                        for name, frame, fmt in (("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.3f}"))})
     out.index = [KNN_VARIANTS[v][0] for v in mrr.index]
     out.index.name = "method"
     removed = [v for v in mrr.index if v not in ("vsknn", "sknn")]
