@@ -27,7 +27,7 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   split and of the Diginetica-like preset: where the preset's order of the
   two session k-NN methods differs from the split's, which refinement is
   behind it. Each is chosen on validation over the books' grid, as in the
-  order table. Writes ``calibration_knn.csv`` (about 8 minutes; needs the
+  order table. Writes ``calibration_knn.csv`` (6-10 minutes; needs the
   real split, or ``--keep`` for its rows of the current file);
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
@@ -43,7 +43,7 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   own commit, date and machine.
 
     python benchmarks/calibrate_synthetic.py --sweep                 # about 8 minutes
-    python benchmarks/calibrate_synthetic.py --knn                   # about 8 minutes
+    python benchmarks/calibrate_synthetic.py --knn                   # 6-10 minutes
     python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
     python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
 

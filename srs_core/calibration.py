@@ -12,6 +12,7 @@ import pandas as pd
 from srs_core.claims import count
 from srs_core.pages import dataset_label, variant_label
 
+
 def read(path) -> pd.DataFrame:
     """One of the calibration files, its ``commit`` column as text (a short hash such as
     ``46919e0`` would otherwise be read as a number)."""
@@ -152,7 +153,7 @@ _RECENCY = ("no_position", "no_step")  # the refinements that favour the session
 
 
 def _pct(values) -> str:
-    lo, hi = sorted(abs(v) for v in values)[0], sorted(abs(v) for v in values)[-1]
+    lo, hi = min(abs(v) for v in values), max(abs(v) for v in values)
     return f"{100 * lo:.1f}%" if round(100 * lo, 1) == round(100 * hi, 1) else f"{100 * lo:.1f}-{100 * hi:.1f}%"
 
 

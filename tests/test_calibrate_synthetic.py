@@ -1,8 +1,9 @@
-"""The calibration script's table: rows kept from an earlier file, whole datasets at a time."""
+"""The calibration script's tables: rows kept from an earlier file, whole datasets at a time; the V-SKNN part."""
 import importlib.util
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SPEC = importlib.util.spec_from_file_location(
     "calibrate_synthetic", Path(__file__).parents[1] / "benchmarks" / "calibrate_synthetic.py")
@@ -32,3 +33,31 @@ def test_every_pair_the_book_shows_is_a_pair_the_script_writes():
     assert len(labels) == 2 * len(CALIBRATION_PAIRS)
     for real, (preset, _header) in CALIBRATION_PAIRS.items():
         assert {real, preset} <= labels
+
+
+def _small_profile(monkeypatch, raw):
+    profile = calib.load_profile("default")
+    profile = {**profile, "scale": {**profile["scale"], "diginetica": 0.005}, "raw_paths": raw}
+    monkeypatch.setattr(calib, "load_profile", lambda name: profile)
+
+
+def test_the_knn_part_measures_the_preset_and_keeps_the_real_rows_when_the_file_is_absent(monkeypatch, capsys):
+    from srs_core.calibration import KNN_VARIANTS, knn_refinements
+
+    _small_profile(monkeypatch, {"diginetica-srgnn": "no/such/split"})
+    kept = pd.DataFrame({"dataset": "diginetica-srgnn", "data": "real split", "variant": list(KNN_VARIANTS),
+                         "mrr_at_20": [0.18, 0.17, 0.175, 0.176, 0.168], "p_at_20": 0.4, "params": "{}",
+                         "n_items": 43097, "machine": "m", "date": "d", "commit": "old"})
+    table = calib.knn(kept)
+    assert "its rows of the current file stay" in capsys.readouterr().out
+    preset = table[table.dataset == "diginetica"]
+    assert list(preset.variant) == list(KNN_VARIANTS) and (preset.commit != "old").all()
+    assert (preset.mrr_at_20 > 0).all() and '"weighting": "same"' in preset.set_index("variant").params["no_position"]
+    assert (table[table.dataset == "diginetica-srgnn"].commit == "old").all()
+    knn_refinements(table)  # the page reads what the script writes
+
+
+def test_the_knn_part_stops_without_the_real_file_and_nothing_to_keep(monkeypatch):
+    _small_profile(monkeypatch, {"diginetica-srgnn": "no/such/split"})
+    with pytest.raises(SystemExit, match="--knn needs it"):
+        calib.knn(None)
