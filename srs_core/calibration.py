@@ -147,7 +147,7 @@ KNN_VARIANTS = {
     "no_idf": ("V-SKNN without IDF weights", "vsknn", {"idf_weighting": 0.0}),
     "no_position": ("V-SKNN, the session's clicks weighed alike", "vsknn", {"weighting": "same"}),
     "no_step": ("V-SKNN, no discount of neighbours by step", "vsknn", {"weighting_score": "same"}),
-    "sknn": ("SKNN (none of the three)", "sknn", {}),
+    "sknn": ("SKNN (none of the three; cosine similarity)", "sknn", {}),
 }
 _RECENCY = ("no_position", "no_step")  # the refinements that favour the session's last clicks
 
