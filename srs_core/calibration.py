@@ -179,18 +179,22 @@ def knn_refinements(table: pd.DataFrame, real: str = "real split") -> tuple[pd.D
     for data, where in ((real, f"the real {noun}"), (preset, "the preset")):
         change = ratio.loc[removed, data] - 1
         down, up = change[change < 0], change[change > 0]
+        what = "it" if parts else "MRR@20"
         if len(down) == len(change):
-            parts.append(f"on {where} each removal lowers MRR@20 (by {_pct(down)})")
+            parts.append(f"on {where} each removal lowers {what} (by {_pct(down)})")
         elif len(up) == len(change):
-            parts.append(f"on {where} each removal raises it (by {_pct(up)})")
+            parts.append(f"on {where} each removal raises {what} (by {_pct(up)})")
         else:
-            parts.append(f"on {where} {count(len(down), 'removal')} lower{'s' if len(down) == 1 else ''} it and "
-                         f"{len(up)} raise{'s' if len(up) == 1 else ''} it")
+            moves = [(n, verb) for n, verb in ((len(down), "lower"), (len(up), "raise"),
+                                               (len(change) - len(down) - len(up), "leave")) if n]
+            said = [f"{count(n, 'removal') if i == 0 else n} {verb}{'s' if n == 1 else ''} {what if i == 0 else 'it'}"
+                    + (" as it was" if verb == "leave" else "") for i, (n, verb) in enumerate(moves)]
+            parts.append(f"on {where} {_and(said)}")
     sentence = f"One refinement of V-SKNN taken away at a time: {'; '.join(parts)}."
     recency = [v for v in _RECENCY if v in ratio.index]
     if recency and (ratio.loc[recency, real] < 1).all() and (ratio.loc[recency, preset] > 1).all():
-        sentence += (f" On the preset, then, a session's older clicks point to its next click about as well as its "
-                     f"last click does, against what V-SKNN's weights of recent clicks assume")
+        sentence += (" On the preset, then, a session's older clicks point to its next click about as well as its "
+                     "last click does, against what V-SKNN's weights of recent clicks assume")
         if "sknn" in ratio.index:
             sentence += (f"; SKNN, which weighs every click alike, reaches {ratio.loc['sknn', preset]:.2f} of V-SKNN's "
                          f"MRR@20 there, against {ratio.loc['sknn', real]:.2f} on the {noun}")

@@ -99,8 +99,14 @@ def test_the_knn_table_takes_v_sknn_apart_on_both_sides_and_says_which_way_each_
 
 def test_the_knn_sentence_draws_no_conclusion_where_the_preset_behaves_as_the_split():
     _, sentence = cal.knn_refinements(_knn((0.18, 0.176, 0.177, 0.178, 0.170), (0.18, 0.175, 0.178, 0.182, 0.17)))
-    assert "on the preset 2 removals lower it and 1 raises it" in sentence, sentence
+    assert "on the preset 2 removals lower it and 1 raises it." in sentence, sentence
     assert "older clicks" not in sentence and "SKNN" not in sentence.split(":", 1)[1]
+
+
+def test_the_knn_sentence_names_the_measure_in_its_first_clause_whichever_way_it_goes():
+    _, sentence = cal.knn_refinements(_knn((0.18, 0.176, 0.18, 0.182, 0.170), (0.18, 0.187, 0.19, 0.194, 0.2)))
+    assert "on the real split 1 removal lowers MRR@20, 1 raises it and 1 leaves it as it was;" in sentence, sentence
+    assert "on the preset each removal raises it" in sentence and "older clicks" not in sentence
 
 
 def test_the_knn_table_refuses_a_file_without_both_sides():
