@@ -242,6 +242,13 @@ def with_kept(table: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, kept[table.columns]]).sort_values(["dataset", "method"], ignore_index=True)
 
 
+def write(table: pd.DataFrame, name: str) -> Path:
+    """``table`` as ``benchmarks/results/NAME``, whole or not at all."""
+    path = OUT / name
+    atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="store_true", help="choose the synthetic learning rate on validation")
@@ -262,20 +269,17 @@ def main() -> None:
     if a.train is not None:
         train(a.train, a.into.resolve())
     if a.sweep:
-        path = OUT / "calibration_lr.csv"
-        atomic_write_bytes(path, sweep().to_csv(index=False, float_format="%.4f").encode())
-        print(f"wrote {path}")
+        print(f"wrote {write(sweep(), 'calibration_lr.csv')}")
     if a.knn:
-        path = OUT / "calibration_knn.csv"
-        table = knn(read_calibration(path) if a.keep and path.is_file() else None)
-        atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
-        print(f"wrote {path}")
+        current = OUT / "calibration_knn.csv"
+        table = knn(read_calibration(current) if a.keep and current.is_file() else None)
+        print(f"wrote {write(table, current.name)}")
     if a.work is not None:
         table = order_table([w.resolve() for w in a.work])
-        path = OUT / "calibration.csv"
-        if a.keep and path.is_file():
-            table = with_kept(table, read_calibration(path))
-        atomic_write_bytes(path, table.to_csv(index=False, float_format="%.4f").encode())
+        current = OUT / "calibration.csv"
+        if a.keep and current.is_file():
+            table = with_kept(table, read_calibration(current))
+        path = write(table, current.name)
         print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
         print(f"wrote {path}")
 

@@ -63,22 +63,34 @@ def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+def _noun(real: str) -> str:
+    """What a pair's real data is called in its sentences: a ``split`` or a ``sample``."""
+    return "split" if "split" in real else "sample"
+
+
+def _beside(columns: list[tuple[str, pd.DataFrame, str]], real: str) -> pd.DataFrame:
+    """A pair's table: for the real data, then its preset, one column per ``(name, frame, fmt)``
+    of ``columns`` (each frame indexed by method, one column per ``data`` label), formatted."""
+    preset, real_header = CALIBRATION_PAIRS[real]
+    return pd.DataFrame({(header, name): frame[data].map(fmt.format)
+                         for header, data in ((real_header, real), (preset, preset))
+                         for name, frame, fmt in columns})
+
+
 def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataFrame, str]:
     """The data chapter's table of ``benchmarks/calibrate_synthetic.py``'s
     ``calibration.csv`` for one pair (``real``, a key of :data:`CALIBRATION_PAIRS`):
     one row per method, the real data and its preset side by side (MRR@20,
     P@20, MRR@20 over V-SKNN's), methods in the real data's order; and a
     sentence on whether the preset keeps that order."""
-    preset, real_header = CALIBRATION_PAIRS[real]
-    noun = "split" if "split" in real else "sample"
+    preset = CALIBRATION_PAIRS[real][0]
+    noun = _noun(real)
     pick = _pair_rows(table, real).pivot(index="method", columns="data",
                                          values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
     both = pick.dropna()
     both = both.sort_values(("mrr_at_20", real))
-    out = pd.DataFrame({(header, name): both[(column, data)].map(fmt.format)
-                        for header, data in ((real_header, real), (preset, preset))
-                        for name, column, fmt in (("MRR@20", "mrr_at_20", "{:.4f}"), ("P@20", "p_at_20", "{:.4f}"),
-                                                  ("÷ V-SKNN", "ratio_to_vsknn", "{:.2f}"))})
+    out = _beside([("MRR@20", both["mrr_at_20"], "{:.4f}"), ("P@20", both["p_at_20"], "{:.4f}"),
+                   ("÷ V-SKNN", both["ratio_to_vsknn"], "{:.2f}")], real)
     out.index = [variant_label(m) for m in out.index]  # "stamp, cross-entropy" -> "STAMP, cross-entropy"
     out.index.name = "method"
     ours = both[("mrr_at_20", preset)].to_numpy()  # in the real data's order, lowest first
@@ -161,17 +173,15 @@ def knn_refinements(table: pd.DataFrame, real: str = "real split") -> tuple[pd.D
     """The data chapter's table of ``calibration_knn.csv`` for one pair: MRR@20 of V-SKNN, of
     V-SKNN without each of its refinements in turn, and of SKNN, each over V-SKNN's, on the real
     data and its preset side by side; and a sentence on which way each removal moves MRR@20."""
-    preset, real_header = CALIBRATION_PAIRS[real]
-    noun = "split" if "split" in real else "sample"
-    pair = table[table.data.isin([real, preset])]
-    mrr = pair.pivot(index="variant", columns="data", values="mrr_at_20").reindex(list(KNN_VARIANTS)).dropna()
+    preset = CALIBRATION_PAIRS[real][0]
+    noun = _noun(real)
+    mrr = (_pair_rows(table, real).pivot(index="variant", columns="data", values="mrr_at_20")
+           .reindex(list(KNN_VARIANTS)).dropna())
     if "vsknn" not in mrr.index or mrr.shape[1] < 2:
         raise ValueError(f"calibration_knn.csv needs V-SKNN on both {real} and {preset}: "
                          "rerun benchmarks/calibrate_synthetic.py --knn")
     ratio = mrr / mrr.loc["vsknn"]
-    out = pd.DataFrame({(header, name): frame[data].map(fmt.format)
-                        for header, data in ((real_header, real), (preset, preset))
-                        for name, frame, fmt in (("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.3f}"))})
+    out = _beside([("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.3f}")], real)
     out.index = [KNN_VARIANTS[v][0] for v in mrr.index]
     out.index.name = "method"
     removed = [v for v in mrr.index if v not in ("vsknn", "sknn")]
