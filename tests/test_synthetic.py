@@ -139,6 +139,20 @@ def test_bad_preset_and_scale():
         generate_events("diginetica", 0, 0)
 
 
+@pytest.mark.parametrize("zipf", [0.7, 1.0, 1.2])
+def test_popularity_is_a_distribution_at_any_exponent(zipf):
+    """The bins' mass comes from the density's antiderivative, a power below and above
+    exponent 1 and a logarithm at 1 (where the power form divides by zero)."""
+    from dataclasses import replace
+    from srs_core.data.synthetic import _Catalog
+
+    cat = _Catalog(np.random.default_rng(0), 500, replace(PRESETS["diginetica"], zipf=zipf))
+    assert np.isfinite(cat.weight).all() and (cat.weight > 0).all()
+    assert cat.weight.sum() == pytest.approx(1.0)
+    ranked = np.sort(cat.weight)[::-1]
+    assert ranked[0] > 10 * ranked[-1]  # a head and a tail
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_diginetica_like_preset_orders_the_rules_as_the_real_split(tmp_path, seed):
     """On the real Diginetica split our baselines come in the order popularity <

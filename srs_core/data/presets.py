@@ -72,7 +72,7 @@ class Preset:
     sessions: float  # multi-click sessions generated per kept train session
     length_mean: float  # mean raw length of multi-click sessions
     length_shape: float  # negative binomial shape: smaller = longer tail
-    zipf: float  # exponent of the popularity density (u + u0)^-zipf over relative rank u (< 1)
+    zipf: float  # exponent of the popularity density (u + u0)^-zipf over relative rank u (> 0; 1 is allowed)
     head: float  # u0 of that density: caps the head (larger = flatter top)
     single_share: float = 0.2  # share of one-click sessions
     topic_size: int = 100  # items per latent topic

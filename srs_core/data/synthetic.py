@@ -79,7 +79,8 @@ class _Catalog:
     def __init__(self, rng: np.random.Generator, n_items: int, p: Preset):
         n = n_items
         # popularity mass of relative-rank bins [i/N, (i+1)/N) under the density (u + u0)^-zipf
-        edges = (np.arange(n + 1) / n + p.head) ** (1.0 - p.zipf)
+        u = np.arange(n + 1) / n + p.head  # the density's antiderivative at the bins' edges (log at zipf 1)
+        edges = np.log(u) if math.isclose(p.zipf, 1.0) else u ** (1.0 - p.zipf)
         mass = np.diff(edges) / (edges[-1] - edges[0])
         self.weight = mass[rng.permutation(n)]  # item i has rank perm^-1(i)
         self.cum = np.cumsum(self.weight)
