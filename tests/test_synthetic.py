@@ -188,9 +188,10 @@ def test_the_yoochoose_like_presets_order_the_baselines_as_the_real_sample(tmp_p
 
 def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_path):
     """On the real split (ratios to V-SKNN's MRR@20) the rules reach at most 0.76, STAMP with
-    cross-entropy 0.84 and with the recommended loss 0.96, level with V-SKNN. The preset at the
-    default profile's scale (about 3,100 items), trained as that profile trains it, keeps that
-    order (SR-GNN, slower to train, is left to the data chapter's table)."""
+    cross-entropy 0.84 and with the recommended loss 0.96, and SKNN 0.95, below V-SKNN. The preset
+    at the default profile's scale (about 3,300 items), trained as that profile trains it, keeps
+    that order and comes within 0.1 of those ratios (SR-GNN, slower to train, is left to the data
+    chapter's table)."""
     from srs_core.baselines import evaluate_baseline
     from srs_core.publish.book import load_profile
     from srs_core.training import TrainConfig
@@ -198,7 +199,7 @@ def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_pa
 
     profile = load_profile("default")
     data = synthesize(PRESETS["diginetica"], profile["scale"]["diginetica"], 0, tmp_path / "d", quiet=True)
-    mrr = {b: evaluate_baseline(b, ProcessedDataset.load(data))["mrr_at_20"] for b in ("popularity", "ar", "vsknn")}
+    mrr = {b: evaluate_baseline(b, ProcessedDataset.load(data))["mrr_at_20"] for b in ("popularity", "ar", "sknn", "vsknn")}
     losses = {"ce": dict(loss="ce", optimizer="dense", l2=False),
               "recommended": {**profile["recommended"]}}
     for model, loss in (("stamp", "ce"), ("stamp", "recommended")):
@@ -208,4 +209,6 @@ def test_the_diginetica_like_preset_orders_the_networks_as_the_real_split(tmp_pa
     ratio = {k: round(v / mrr["vsknn"], 3) for k, v in mrr.items()}
     assert ratio["popularity"] < 0.5 * ratio["ar"], ratio
     assert ratio["ar"] < ratio["stamp ce"] < ratio["stamp recommended"], ratio
-    assert 0.9 < ratio["stamp recommended"] < 1.1, ratio  # level with V-SKNN
+    assert ratio["sknn"] < 1, ratio  # the session's recent clicks count for more than its older ones
+    real = {"ar": 0.76, "stamp ce": 0.84, "stamp recommended": 0.96, "sknn": 0.95}
+    assert all(abs(ratio[k] - v) < 0.1 for k, v in real.items()), ratio

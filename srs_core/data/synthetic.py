@@ -5,7 +5,7 @@ synthetic. The generator draws click streams from a small, explicit model:
 
 - **popularity**: item ``i`` (in a random rank order) gets the probability
   mass of the relative-rank interval ``[i/N, (i+1)/N)`` under the density
-  ``(u + u0)^-zipf``: a power law of exponent ``zipf`` (0.5-0.8) whose head is
+  ``(u + u0)^-zipf``: a power law of exponent ``zipf`` (0.5-0.85) whose head is
   capped by ``u0``. Because it is defined on *relative* ranks, the share of
   items that survive the ``min_item_support`` filter, like every other
   statistic, does not drift with ``scale``;
