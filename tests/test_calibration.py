@@ -28,8 +28,11 @@ def test_the_calibration_table_sets_the_preset_beside_the_real_split_and_says_wh
     _, swapped = cal.calibration(_calibration((0.03, 0.22, 0.21, 0.24)))
     assert "1 pair in the other order" in swapped and "STAMP (cross-entropy) above transition" not in swapped
     assert "(on the preset transition above STAMP (cross-entropy); the real split has" in swapped, swapped
+    # real ratios 0.72 and 0.83: the split's margin in the swapped pair, in V-SKNN's MRR@20
+    assert "each the other way round, by 0.11 of V-SKNN's MRR@20)" in swapped, swapped
     _, far = cal.calibration(_calibration((0.03, 0.25, 0.21, 0.24)))  # transition now above two methods, named once
     assert "2 pairs in the other order (on the preset transition above STAMP (cross-entropy) and V-SKNN;" in far, far
+    assert "by at most 0.28 of V-SKNN's MRR@20" in far, far  # transition 0.72 below V-SKNN's 1 on the split
 
 
 def test_each_real_dataset_gets_its_own_table_beside_its_preset():
