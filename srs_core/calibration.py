@@ -106,7 +106,8 @@ def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataF
                           for a in dict.fromkeys(a for a, _ in swapped))
         sentence = (f"On MRR@20 the preset keeps the real {noun}'s order of the {len(out)} methods but for "
                     f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real {noun} has "
-                    f"each the other way round, {'by' if len(swapped) == 1 else 'by at most'} {real_margin:.2f} of "
+                    f"{'it' if len(swapped) == 1 else 'each'} the other way round, "
+                    f"{'by' if len(swapped) == 1 else 'by at most'} {real_margin:.2f} of "
                     f"V-SKNN's MRR@20); the rank correlation is {rho['mrr_at_20']:.2f}")
     gap = (both[("ratio_to_vsknn", preset)] - both[("ratio_to_vsknn", real)]).abs()
     sentence += (f". Its ratios to V-SKNN's MRR@20 lie within {gap.max():.2f} of the {noun}'s (median "
@@ -142,8 +143,9 @@ def rate_sentence(sweep: pd.DataFrame) -> str:
     for preset, g in ce.groupby("dataset", sort=False):
         top = g.loc[g.valid_mrr_at_20.idxmax()]
         at = g[g.lr == chosen].valid_mrr_at_20.max()
+        elsewhere = "" if top.lr == chosen else f"; {at:.4f} at {chosen:g}"
         own.append(f"on the {dataset_label(preset)} preset its best validation MRR@20, {top.valid_mrr_at_20:.4f}, "
-                   f"came at {top.lr:g} (epoch {top.epoch}; {at:.4f} at {chosen:g})")
+                   f"came at {top.lr:g} (epoch {top.epoch}{elsewhere})")
     text = (f"Learning rate of the synthetic presets: STAMP with cross-entropy, {ce.epoch.max()} epochs at each of "
             f"{rates}; {'; '.join(own)}. The rate chosen for every preset, the best on average relative to each "
             f"preset's own best, is {chosen:g}.")
@@ -151,8 +153,9 @@ def rate_sentence(sweep: pd.DataFrame) -> str:
         rec = sweep[sweep.loss == "recommended"]
         top = rec.loc[rec.valid_mrr_at_20.idxmax()]
         at = rec[rec.lr == chosen].valid_mrr_at_20.max()
+        elsewhere = "" if top.lr == chosen else f"; {at:.4f} at {chosen:g}"
         text += (f" With the recommended loss, run for reference on the Diginetica-like preset, the best came at "
-                 f"{top.lr:g} ({top.valid_mrr_at_20:.4f}, epoch {top.epoch}; {at:.4f} at {chosen:g}).")
+                 f"{top.lr:g} ({top.valid_mrr_at_20:.4f}, epoch {top.epoch}{elsewhere}).")
     return text
 
 
