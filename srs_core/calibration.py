@@ -132,6 +132,14 @@ def chosen_rate(sweep: pd.DataFrame) -> float:
     return float(best.groupby(level="lr").mean().idxmax())
 
 
+def _best(rows: pd.DataFrame, chosen: float) -> tuple[pd.Series, str]:
+    """The row of ``rows`` (one loss's sweep) with the best validation MRR@20, and the clause
+    giving the chosen rate's best score where that rate is not the best one ("" where it is)."""
+    top = rows.loc[rows.valid_mrr_at_20.idxmax()]
+    at = rows[rows.lr == chosen].valid_mrr_at_20.max()
+    return top, "" if top.lr == chosen else f"; {at:.4f} at {chosen:g}"
+
+
 def rate_sentence(sweep: pd.DataFrame) -> str:
     """The data chapter's sentence on the learning-rate sweep: the rate chosen and each preset's
     own best, with the recommended loss's best where it was run."""
@@ -141,19 +149,14 @@ def rate_sentence(sweep: pd.DataFrame) -> str:
     rates = ", ".join(f"{r:g}" for r in sorted(ce.lr.unique()))
     own = []
     for preset, g in ce.groupby("dataset", sort=False):
-        top = g.loc[g.valid_mrr_at_20.idxmax()]
-        at = g[g.lr == chosen].valid_mrr_at_20.max()
-        elsewhere = "" if top.lr == chosen else f"; {at:.4f} at {chosen:g}"
+        top, elsewhere = _best(g, chosen)
         own.append(f"on the {dataset_label(preset)} preset its best validation MRR@20, {top.valid_mrr_at_20:.4f}, "
                    f"came at {top.lr:g} (epoch {top.epoch}{elsewhere})")
     text = (f"Learning rate of the synthetic presets: STAMP with cross-entropy, {ce.epoch.max()} epochs at each of "
             f"{rates}; {'; '.join(own)}. The rate chosen for every preset, the best on average relative to each "
             f"preset's own best, is {chosen:g}.")
     if (sweep.loss == "recommended").any():
-        rec = sweep[sweep.loss == "recommended"]
-        top = rec.loc[rec.valid_mrr_at_20.idxmax()]
-        at = rec[rec.lr == chosen].valid_mrr_at_20.max()
-        elsewhere = "" if top.lr == chosen else f"; {at:.4f} at {chosen:g}"
+        top, elsewhere = _best(sweep[sweep.loss == "recommended"], chosen)
         text += (f" With the recommended loss, run for reference on the Diginetica-like preset, the best came at "
                  f"{top.lr:g} ({top.valid_mrr_at_20:.4f}, epoch {top.epoch}{elsewhere}).")
     return text
