@@ -20,7 +20,9 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   and with the recommended loss, trained as the ``default`` profile trains
   Experiment II (its seeds, epochs, learning rates, early stopping on real
   data), into the results store of ``DIR`` (resumable; about 7 minutes for
-  the pair on 2 cores);
+  the pair on 2 cores); with ``--scale S`` the presets named are made at
+  scale ``S`` instead of the profile's (the Diginetica-like preset at 0.1,
+  eleven thousand items: about 40 minutes);
 * ``--knn``: V-SKNN with one of its three refinements taken away at a time
   (IDF weights, the weights of the session's recent clicks, the discount of
   neighbours by step), and SKNN, on the test splits of the real Diginetica
@@ -32,7 +34,8 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
   real split present; with several folders, each method comes from the first
-  that has it, e.g. the preset from a new build and the split's costly runs
+  that has it at that dataset's scale (read from the folder's ``recipe.json``;
+  each scale is a table of its own), e.g. the preset from a new build and the split's costly runs
   from an earlier one, each row naming its build's commit): every baseline, each model with cross-entropy and with the
   recommended loss, on each preset and its real data (:data:`DATASETS`), as
   mean MRR@20 and P@20 over the seeds stored, and each as a ratio to
@@ -40,12 +43,14 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   (``notebooks/00-data.ipynb``) shows one table per pair. With ``--keep``,
   the rows of the current file for datasets that no folder has (the real
   split's costly runs, from a build no longer at hand) stay, each with its
-  own commit, date and machine.
+  own commit, date and machine (a file from before scales were recorded is
+  read at the default profile's scales).
 
     python benchmarks/calibrate_synthetic.py --sweep                 # about 8 minutes
     python benchmarks/calibrate_synthetic.py --knn                   # 6-10 minutes
     python benchmarks/calibrate_synthetic.py --train yoochoose-1/64 yoochoose-100k --into calib
-    python benchmarks/calibrate_synthetic.py --work _build/work/default calib --keep
+    python benchmarks/calibrate_synthetic.py --train diginetica --scale 0.1 --into calib-0.1
+    python benchmarks/calibrate_synthetic.py --work _build/work/default calib calib-0.1 --keep
 
 The presets' knobs themselves (``srs_core/data/presets.py``) were chosen
 by hand against this table; the sweep and the table are what can be re-run.
@@ -136,16 +141,17 @@ def sweep(epochs: int = 4) -> pd.DataFrame:
     return out
 
 
-def train(names: list[str], into: Path) -> None:
+def train(names: list[str], into: Path, scale: float | None = None) -> None:
     """Every baseline, and :data:`TRAINED` with cross-entropy and the recommended loss, on ``names``
-    as the ``default`` profile trains Experiment II, into the results store of ``into``."""
+    as the ``default`` profile trains Experiment II, into the results store of ``into``; the
+    synthetic presets among ``names`` at ``scale`` where given, else at the profile's scales."""
     profile = load_profile("default")
     raw = ex.locate_raw(profile.get("raw_paths") or {})
     for name in names:
         if name in ex.REAL_ONLY and not Path(raw.get(name, "")).exists():
             raise SystemExit(f"{name}: its raw file ({profile['raw_paths'].get(name)}) is absent; --train needs it")
-        ex.prepare_dataset(into, name, scale=(profile.get("scale") or {}).get(name, 1.0), seed=profile.get("seed", 0),
-                           raw_path=raw.get(name), quiet=False)
+        at = scale if scale is not None and name not in ex.REAL_ONLY else (profile.get("scale") or {}).get(name, 1.0)
+        ex.prepare_dataset(into, name, scale=at, seed=profile.get("seed", 0), raw_path=raw.get(name), quiet=False)
     print("baselines ...", flush=True)
     ex.run_baselines(into, names)
     base = ex.configs(into, names, list(TRAINED), profile["seeds"], epochs=profile["epochs"],
@@ -217,29 +223,50 @@ def order_table(works: list[Path]) -> pd.DataFrame:
         runs = runs[runs.dataset.isin(DATASETS)].copy()
         runs["method"] = [method(r) for r in runs.itertuples()]
         runs = runs.dropna(subset=["method"])
-        runs = runs[[(d, m) not in seen for d, m in zip(runs.dataset, runs.method)]]
-        seen |= set(zip(runs.dataset, runs.method))
+        runs["scale"] = runs.dataset.map(lambda name: data_scale(work, name))
+        key = list(zip(runs.dataset, runs.scale, runs.method))
+        runs = runs[[k not in seen for k in key]]
+        seen |= set(key)
         parts.append(runs.assign(commit=commit(work)))
     runs = pd.concat(parts)
     if runs.empty:
         raise SystemExit(f"no runs on {', '.join(DATASETS)} in {', '.join(map(str, works))}: "
                          "build the default book with the real split first")
-    table = (runs.groupby(["dataset", "method"])
+    table = (runs.groupby(["dataset", "scale", "method"])
              .agg(mrr_at_20=("mrr_at_20", "mean"), p_at_20=("p_at_20", "mean"), seeds=("seed", "nunique"),
                   epochs_run=("epochs_run", "max"), n_items=("n_items", "first"), commit=("commit", "first"))
              .reset_index())
-    vsknn = table[table.method == "vsknn"].set_index("dataset").mrr_at_20
-    table["ratio_to_vsknn"] = table.mrr_at_20 / table.dataset.map(vsknn)
+    vsknn = table[table.method == "vsknn"].set_index(["dataset", "scale"]).mrr_at_20
+    table["ratio_to_vsknn"] = table.mrr_at_20 / pd.Series(list(zip(table.dataset, table.scale)), index=table.index).map(vsknn)
     table["data"] = table.dataset.map(DATASETS)
     return table.assign(machine=machine(), date=dt.date.today().isoformat())
 
 
+def data_scale(work: Path, name: str) -> float:
+    """The scale dataset ``name`` was made at in the work folder ``work`` (its ``recipe.json``):
+    a synthetic preset's scale, the share kept of a published split, 1 for a whole real file."""
+    recipe = ex.dataset_dir(work, name) / "recipe.json"
+    scale = json.loads(recipe.read_text()).get("scale") if recipe.is_file() else None
+    return float(scale) if scale is not None else 1.0
+
+
+def with_scales(before: pd.DataFrame) -> pd.DataFrame:
+    """An earlier ``calibration.csv`` with its ``scale`` column: a file from before the column
+    existed was measured at the default profile's scales (whole real files at 1)."""
+    if "scale" in before:
+        return before
+    scales = {k.replace("/", "-"): v for k, v in (load_profile("default").get("scale") or {}).items()}
+    return before.assign(scale=before.dataset.map(lambda name: float(scales.get(name, 1.0))))
+
+
 def with_kept(table: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-    """``table`` and the rows of ``before`` (an earlier ``calibration.csv``) for the datasets
-    ``table`` lacks, whole, so that each dataset's ratios to V-SKNN come from one build."""
-    kept = before[~before.dataset.isin(table.dataset)]
-    print(f"kept from the earlier table: {', '.join(sorted(kept.dataset.unique())) or 'nothing'}")
-    return pd.concat([table, kept[table.columns]]).sort_values(["dataset", "method"], ignore_index=True)
+    """``table`` and the rows of ``before`` (an earlier ``calibration.csv``) for the datasets and
+    scales ``table`` lacks, whole, so that each one's ratios to V-SKNN come from one build."""
+    have = set(zip(table.dataset, table.scale))
+    kept = before[[k not in have for k in zip(before.dataset, before.scale)]]
+    print("kept from the earlier table: "
+          + (", ".join(f"{d} at scale {s:g}" for d, s in sorted(set(zip(kept.dataset, kept.scale)))) or "nothing"))
+    return pd.concat([table, kept[table.columns]]).sort_values(["dataset", "scale", "method"], ignore_index=True)
 
 
 def write(table: pd.DataFrame, name: str) -> Path:
@@ -254,6 +281,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="choose the synthetic learning rate on validation")
     ap.add_argument("--train", nargs="+", metavar="NAME", help="datasets to train the order table's runs on")
     ap.add_argument("--into", type=Path, help="the work folder --train writes its runs to")
+    ap.add_argument("--scale", type=float, help="with --train: the scale of the synthetic presets named "
+                    "(default: the default profile's); the order table keeps each scale apart")
     ap.add_argument("--work", type=Path, nargs="+", help="book builds' work folders, e.g. _build/work/default; "
                     "each method is read from the first that has it")
     ap.add_argument("--knn", action="store_true", help="V-SKNN with each refinement taken away, on the real split "
@@ -266,8 +295,10 @@ def main() -> None:
         ap.error("give --sweep, --knn, --train NAME ... --into DIR, --work DIR, or several")
     if a.train is not None and a.into is None:
         ap.error("--train needs --into DIR")
+    if a.scale is not None and (a.train is None or a.scale <= 0):
+        ap.error("--scale goes with --train, and is a positive number")
     if a.train is not None:
-        train(a.train, a.into.resolve())
+        train(a.train, a.into.resolve(), a.scale)
     if a.sweep:
         print(f"wrote {write(sweep(), 'calibration_lr.csv')}")
     if a.knn:
@@ -278,9 +309,9 @@ def main() -> None:
         table = order_table([w.resolve() for w in a.work])
         current = OUT / "calibration.csv"
         if a.keep and current.is_file():
-            table = with_kept(table, read_calibration(current))
+            table = with_kept(table, with_scales(read_calibration(current)))
         path = write(table, current.name)
-        print(table[["data", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
+        print(table[["data", "scale", "method", "mrr_at_20", "p_at_20", "ratio_to_vsknn", "seeds"]].to_string(index=False))
         print(f"wrote {path}")
 
 

@@ -40,14 +40,50 @@ def calibration_pairs(table: pd.DataFrame) -> list[str]:
     return [real for real, (preset, _) in CALIBRATION_PAIRS.items() if {real, preset} <= present]
 
 
-def _pair_rows(table: pd.DataFrame, real: str) -> pd.DataFrame:
-    """The rows of ``calibration.csv`` for the pair of real data ``real``: the real data and its preset."""
-    return table[table.data.isin([real, CALIBRATION_PAIRS[real][0]])]
+def preset_scales(table: pd.DataFrame, real: str) -> list[float | None]:
+    """The scales at which ``calibration.csv`` has the preset of the pair ``real``, smallest first
+    (``[None]`` for a file without a ``scale`` column: one scale)."""
+    if "scale" not in table:
+        return [None]
+    return sorted(table[table.data == CALIBRATION_PAIRS[real][0]].scale.unique())
 
 
-def calibration_builds(table: pd.DataFrame, real: str, source: str = "Read from the default profile's runs") -> str:
+def _pair_rows(table: pd.DataFrame, real: str, scale: float | None = None) -> pd.DataFrame:
+    """The rows of ``calibration.csv`` for the pair of real data ``real``: the real data and its
+    preset, at ``scale`` where given (else at its smallest scale)."""
+    preset = CALIBRATION_PAIRS[real][0]
+    rows = table[table.data.isin([real, preset])]
+    if "scale" not in rows:
+        return rows
+    scale = preset_scales(table, real)[0] if scale is None else scale
+    return rows[(rows.data == real) | (rows.scale == scale)]
+
+
+def _n_items(rows: pd.DataFrame, data: str) -> int | None:
+    """The catalogue size of ``data`` among ``rows``, where they record it."""
+    n = rows.loc[rows.data == data, "n_items"].dropna() if "n_items" in rows else ()
+    return int(n.iloc[0]) if len(n) else None
+
+
+def _items(rows: pd.DataFrame, data: str, form: str = " ({:,} items)") -> str:
+    """``form`` (`` (3,288 items)``) with the catalogue size of ``data`` among ``rows``; "" where they lack it."""
+    n = _n_items(rows, data)
+    return "" if n is None else form.format(n)
+
+
+def _with_items(header: str, rows: pd.DataFrame, data: str) -> str:
+    """A table's column header with the catalogue size of ``data`` where ``rows`` record it:
+    ``Diginetica split (real, 43,097 items)``, ``Diginetica-like preset (3,288 items)``."""
+    n = _n_items(rows, data)
+    if n is None:
+        return header
+    return f"{header[:-1]}, {n:,} items)" if header.endswith(")") else f"{header} ({n:,} items)"
+
+
+def calibration_builds(table: pd.DataFrame, real: str, source: str = "Read from the default profile's runs",
+                       scale: float | None = None) -> str:
     """Where a pair's numbers come from (``source``): each side's commits and date, then the machine."""
-    pair = _pair_rows(table, real)
+    pair = _pair_rows(table, real, scale)
     builds = "; ".join(f"{data}: commit {', '.join(sorted(g.commit.unique()))}, {g.date.iloc[0]}"
                        for data, g in pair.groupby("data"))
     return f"{source} ({builds}; {pair.machine.iloc[0]})."
@@ -68,29 +104,31 @@ def _noun(real: str) -> str:
     return "split" if "split" in real else "sample"
 
 
-def _beside(columns: list[tuple[str, pd.DataFrame, str]], real: str) -> pd.DataFrame:
+def _beside(columns: list[tuple[str, pd.DataFrame, str]], real: str, rows: pd.DataFrame) -> pd.DataFrame:
     """A pair's table: for the real data, then its preset, one column per ``(name, frame, fmt)``
-    of ``columns`` (each frame indexed by method, one column per ``data`` label), formatted."""
+    of ``columns`` (each frame indexed by method, one column per ``data`` label), formatted; each
+    side's header names its catalogue size where ``rows`` (the pair's) record it."""
     preset, real_header = CALIBRATION_PAIRS[real]
-    return pd.DataFrame({(header, name): frame[data].map(fmt.format)
+    return pd.DataFrame({(_with_items(header, rows, data), name): frame[data].map(fmt.format)
                          for header, data in ((real_header, real), (preset, preset))
                          for name, frame, fmt in columns})
 
 
-def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataFrame, str]:
+def calibration(table: pd.DataFrame, real: str = "real split", scale: float | None = None) -> tuple[pd.DataFrame, str]:
     """The data chapter's table of ``benchmarks/calibrate_synthetic.py``'s
-    ``calibration.csv`` for one pair (``real``, a key of :data:`CALIBRATION_PAIRS`):
-    one row per method, the real data and its preset side by side (MRR@20,
-    P@20, MRR@20 over V-SKNN's), methods in the real data's order; and a
-    sentence on whether the preset keeps that order."""
+    ``calibration.csv`` for one pair (``real``, a key of :data:`CALIBRATION_PAIRS`),
+    the preset at ``scale`` (default: its smallest in the file): one row per
+    method, the real data and its preset side by side (MRR@20, P@20, MRR@20
+    over V-SKNN's), methods in the real data's order; and a sentence on whether
+    the preset keeps that order."""
     preset = CALIBRATION_PAIRS[real][0]
     noun = _noun(real)
-    pick = _pair_rows(table, real).pivot(index="method", columns="data",
-                                         values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
+    rows = _pair_rows(table, real, scale)
+    pick = rows.pivot(index="method", columns="data", values=["mrr_at_20", "p_at_20", "ratio_to_vsknn"])
     both = pick.dropna()
     both = both.sort_values(("mrr_at_20", real))
     out = _beside([("MRR@20", both["mrr_at_20"], "{:.4f}"), ("P@20", both["p_at_20"], "{:.4f}"),
-                   ("÷ V-SKNN", both["ratio_to_vsknn"], "{:.2f}")], real)
+                   ("÷ V-SKNN", both["ratio_to_vsknn"], "{:.2f}")], real, rows)
     out.index = [variant_label(m) for m in out.index]  # "stamp, cross-entropy" -> "STAMP, cross-entropy"
     out.index.name = "method"
     ours = both[("mrr_at_20", preset)].to_numpy()  # in the real data's order, lowest first
@@ -99,21 +137,45 @@ def calibration(table: pd.DataFrame, real: str = "real split") -> tuple[pd.DataF
     swapped = [(out.index[i], out.index[j]) for i, j in pairs_ij]
     real_margin = max((real_ratio[j] - real_ratio[i] for i, j in pairs_ij), default=0.0)
     rho = {m: both[(m, real)].rank().corr(both[(m, preset)].rank()) for m in ("mrr_at_20", "p_at_20")}
+    at = _items(rows, preset, " at {:,} items")
     if not swapped:
-        sentence = f"On MRR@20 the preset orders all {len(out)} methods exactly as the real {noun} does"
+        sentence = f"On MRR@20 the preset{at} orders all {len(out)} methods exactly as the real {noun} does"
     else:
         pairs = "; ".join(f"{_in_words(a)} above {_and([_in_words(b) for x, b in swapped if x == a])}"
                           for a in dict.fromkeys(a for a, _ in swapped))
-        sentence = (f"On MRR@20 the preset keeps the real {noun}'s order of the {len(out)} methods but for "
+        sentence = (f"On MRR@20 the preset{at} keeps the real {noun}'s order of the {len(out)} methods but for "
                     f"{count(len(swapped), 'pair')} in the other order (on the preset {pairs}; the real {noun} has "
                     f"{'it' if len(swapped) == 1 else 'each'} the other way round, "
                     f"{'by' if len(swapped) == 1 else 'by at most'} {real_margin:.2f} of "
                     f"V-SKNN's MRR@20); the rank correlation is {rho['mrr_at_20']:.2f}")
     gap = (both[("ratio_to_vsknn", preset)] - both[("ratio_to_vsknn", real)]).abs()
     sentence += (f". Its ratios to V-SKNN's MRR@20 lie within {gap.max():.2f} of the {noun}'s (median "
-                 f"{gap.median():.2f}, largest for {variant_label(gap.idxmax())}); on P@20 the rank correlation "
+                 f"{gap.median():.2f}, largest for {_in_words(variant_label(gap.idxmax()))}); on P@20 the rank correlation "
                  f"of the two orders is {rho['p_at_20']:.2f}.")
     return out, sentence
+
+
+def scale_sentence(table: pd.DataFrame, real: str = "real split") -> str:
+    """How the preset's ratios to V-SKNN's MRR@20 move from its smallest scale in ``calibration.csv``
+    to its largest, for the methods of the pair's table: each neural model's, and the largest move
+    among the other methods; "" where the file has the preset at one scale only."""
+    scales = preset_scales(table, real)
+    if len(scales) < 2:
+        return ""
+    preset = CALIBRATION_PAIRS[real][0]
+    ends = [_pair_rows(table, real, s) for s in (scales[0], scales[-1])]
+    real_mrr = ends[0][ends[0].data == real].set_index("method").mrr_at_20.sort_values()  # the table's order
+    small, large = (r[r.data == preset].set_index("method").ratio_to_vsknn for r in ends)
+    both = pd.DataFrame({"small": small, "large": large}).reindex(real_mrr.index).dropna()
+    neural = [m for m in both.index if ", " in m]
+    rest = both.drop(index=[*neural, "vsknn"], errors="ignore")
+    moves = ", ".join(f"{_in_words(variant_label(m))} from {both.small[m]:.2f} to {both.large[m]:.2f}" for m in neural)
+    step = (rest.large - rest.small).abs()
+    text = (f"From {_n_items(ends[0], preset):,} to {_n_items(ends[1], preset):,} items the preset's ratios to "
+            f"V-SKNN's MRR@20 move for the neural models {moves}")
+    if len(step):
+        text += f"; the other methods' move by at most {step.max():.2f} ({variant_label(step.idxmax())})"
+    return text + "."
 
 
 def _sweep_rows(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -185,13 +247,13 @@ def knn_refinements(table: pd.DataFrame, real: str = "real split") -> tuple[pd.D
     data and its preset side by side; and a sentence on which way each removal moves MRR@20."""
     preset = CALIBRATION_PAIRS[real][0]
     noun = _noun(real)
-    mrr = (_pair_rows(table, real).pivot(index="variant", columns="data", values="mrr_at_20")
-           .reindex(list(KNN_VARIANTS)).dropna())
+    rows = _pair_rows(table, real)
+    mrr = rows.pivot(index="variant", columns="data", values="mrr_at_20").reindex(list(KNN_VARIANTS)).dropna()
     if "vsknn" not in mrr.index or mrr.shape[1] < 2:
         raise ValueError(f"calibration_knn.csv needs V-SKNN on both {real} and {preset}: "
                          "rerun benchmarks/calibrate_synthetic.py --knn")
     ratio = mrr / mrr.loc["vsknn"]
-    out = _beside([("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.3f}")], real)
+    out = _beside([("MRR@20", mrr, "{:.4f}"), ("÷ V-SKNN", ratio, "{:.3f}")], real, rows)
     out.index = [KNN_VARIANTS[v][0] for v in mrr.index]
     out.index.name = "method"
     removed = [v for v in mrr.index if v not in ("vsknn", "sknn")]

@@ -124,3 +124,36 @@ def test_a_commit_that_looks_like_a_number_is_read_as_text(tmp_path):
     _knn((0.18,) * 5, (0.19,) * 5).assign(commit="46919e0").to_csv(path, index=False)
     line = cal.calibration_builds(cal.read(path), "real split", "Measured")
     assert "commit 46919e0, 2026-12-07" in line, line
+
+
+def _two_scales():
+    small = _calibration((0.03, 0.19, 0.25, 0.24)).assign(scale=0.03, n_items=3288, commit="aaa1111")
+    large = _calibration((0.02, 0.18, 0.23, 0.25)).assign(scale=0.1, n_items=11039, commit="bbb2222")
+    real = small.data == "real split"
+    small.loc[real, ["scale", "n_items"]] = (1.0, 43097)
+    return pd.concat([small, large[large.data != "real split"]]).assign(date="2026-12-07", machine="m")
+
+
+def test_the_preset_at_each_scale_gets_its_own_table_with_the_catalogue_sizes_in_its_headers():
+    both = _two_scales()
+    assert cal.preset_scales(both, "real split") == [0.03, 0.1]
+    assert cal.preset_scales(_calibration((0.03, 0.19, 0.21, 0.24)), "real split") == [None]
+    small, said_small = cal.calibration(both)  # the smallest scale unless told
+    large, said_large = cal.calibration(both, scale=0.1)
+    assert [h for h, _ in large.columns][::3] == ["Diginetica split (real, 43,097 items)",
+                                                  "Diginetica-like preset (11,039 items)"]
+    assert small.loc["transition", ("Diginetica-like preset (3,288 items)", "MRR@20")] == "0.1900"
+    assert large.loc["transition", ("Diginetica-like preset (11,039 items)", "MRR@20")] == "0.1800"
+    assert said_small.startswith("On MRR@20 the preset at 3,288 items keeps the real split's order"), said_small
+    assert said_large.startswith("On MRR@20 the preset at 11,039 items orders all 4 methods exactly"), said_large
+    assert cal.calibration_builds(both, "real split", scale=0.1) == (
+        "Read from the default profile's runs (Diginetica-like preset: commit bbb2222, 2026-12-07; "
+        "real split: commit aaa1111, 2026-12-07; m).")
+
+
+def test_the_scale_sentence_says_how_the_ratios_move_from_the_smaller_preset_to_the_larger():
+    said = cal.scale_sentence(_two_scales())
+    # ratios to V-SKNN: STAMP 0.25 / 0.24 -> 0.23 / 0.25; transition 0.79 -> 0.72; popularity 0.125 -> 0.08
+    assert said == ("From 3,288 to 11,039 items the preset's ratios to V-SKNN's MRR@20 move for the neural models "
+                    "STAMP (cross-entropy) from 1.04 to 0.92; the other methods' move by at most 0.07 (transition)."), said
+    assert cal.scale_sentence(_calibration((0.03, 0.19, 0.21, 0.24))) == ""
