@@ -65,12 +65,6 @@ def _n_items(rows: pd.DataFrame, data: str) -> int | None:
     return int(n.iloc[0]) if len(n) else None
 
 
-def _items(rows: pd.DataFrame, data: str, form: str = " ({:,} items)") -> str:
-    """``form`` (`` (3,288 items)``) with the catalogue size of ``data`` among ``rows``; "" where they lack it."""
-    n = _n_items(rows, data)
-    return "" if n is None else form.format(n)
-
-
 def _with_items(header: str, rows: pd.DataFrame, data: str) -> str:
     """A table's column header with the catalogue size of ``data`` where ``rows`` record it:
     ``Diginetica split (real, 43,097 items)``, ``Diginetica-like preset (3,288 items)``."""
@@ -137,7 +131,8 @@ def calibration(table: pd.DataFrame, real: str = "real split", scale: float | No
     swapped = [(out.index[i], out.index[j]) for i, j in pairs_ij]
     real_margin = max((real_ratio[j] - real_ratio[i] for i, j in pairs_ij), default=0.0)
     rho = {m: both[(m, real)].rank().corr(both[(m, preset)].rank()) for m in ("mrr_at_20", "p_at_20")}
-    at = _items(rows, preset, " at {:,} items")
+    n_preset = _n_items(rows, preset)
+    at = "" if n_preset is None else f" at {n_preset:,} items"  # "the preset at 3,288 items"
     if not swapped:
         sentence = f"On MRR@20 the preset{at} orders all {len(out)} methods exactly as the real {noun} does"
     else:
@@ -171,11 +166,13 @@ def scale_sentence(table: pd.DataFrame, real: str = "real split") -> str:
     rest = both.drop(index=[*neural, "vsknn"], errors="ignore")
     moves = ", ".join(f"{_in_words(variant_label(m))} from {both.small[m]:.2f} to {both.large[m]:.2f}" for m in neural)
     step = (rest.large - rest.small).abs()
-    text = (f"From {_n_items(ends[0], preset):,} to {_n_items(ends[1], preset):,} items the preset's ratios to "
-            f"V-SKNN's MRR@20 move for the neural models {moves}")
+    parts = [f"for the neural models {moves}"] if moves else []
     if len(step):
-        text += f"; the other methods' move by at most {step.max():.2f} ({variant_label(step.idxmax())})"
-    return text + "."
+        parts.append(f"the other methods' by at most {step.max():.2f} ({variant_label(step.idxmax())})")
+    if not parts:
+        return ""
+    return (f"From {_n_items(ends[0], preset):,} to {_n_items(ends[1], preset):,} items the preset's ratios to "
+            f"V-SKNN's MRR@20 move {'; '.join(parts)}.")
 
 
 def _sweep_rows(sweep: pd.DataFrame) -> pd.DataFrame:

@@ -155,5 +155,5 @@ def test_the_scale_sentence_says_how_the_ratios_move_from_the_smaller_preset_to_
     said = cal.scale_sentence(_two_scales())
     # ratios to V-SKNN: STAMP 0.25 / 0.24 -> 0.23 / 0.25; transition 0.79 -> 0.72; popularity 0.125 -> 0.08
     assert said == ("From 3,288 to 11,039 items the preset's ratios to V-SKNN's MRR@20 move for the neural models "
-                    "STAMP (cross-entropy) from 1.04 to 0.92; the other methods' move by at most 0.07 (transition)."), said
+                    "STAMP (cross-entropy) from 1.04 to 0.92; the other methods' by at most 0.07 (transition)."), said
     assert cal.scale_sentence(_calibration((0.03, 0.19, 0.21, 0.24))) == ""
