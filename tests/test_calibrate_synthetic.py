@@ -1,5 +1,6 @@
 """The calibration script's tables: rows kept from an earlier file, whole datasets at a time; the V-SKNN part."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +51,7 @@ def test_the_order_table_keeps_each_scale_of_a_preset_apart(tmp_path, monkeypatc
         works[work] = pd.DataFrame({"dataset": "diginetica", "kind": "baseline", "model": ["popularity", "vsknn"],
                                     "mrr_at_20": mrr, "p_at_20": 0.3, "seed": 0, "epochs_run": 0, "n_items": 10})
     monkeypatch.setattr(ex, "all_results", lambda work: works[Path(work)])
-    monkeypatch.setattr(calib, "commit", lambda where=None: "abc1234")
+    monkeypatch.setattr(sys.modules[calib.order_table.__module__], "commit", lambda where=None: "abc1234")
     table = calib.order_table(list(works)).set_index(["scale", "method"])
     assert table.loc[(0.03, "vsknn"), "mrr_at_20"] == 0.2 and table.loc[(0.1, "vsknn"), "mrr_at_20"] == 0.25
     assert table.loc[(0.1, "popularity"), "ratio_to_vsknn"] == pytest.approx(0.04)  # over its own scale's V-SKNN
