@@ -22,7 +22,7 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
   data), into the results store of ``DIR`` (resumable; about 7 minutes for
   the pair on 2 cores); with ``--scale S`` the presets named are made at
   scale ``S`` instead of the profile's (the Diginetica-like preset at 0.1,
-  eleven thousand items: about 40 minutes);
+  eleven thousand items: about 15 minutes);
 * ``--knn``: V-SKNN with one of its three refinements taken away at a time
   (IDF weights, the weights of the session's recent clicks, the discount of
   neighbours by step), and SKNN, on the test splits of the real Diginetica
@@ -34,10 +34,11 @@ parts, all but ``--train`` written to ``benchmarks/results/``:
 * ``--work DIR [DIR ...]``: the order of the methods, read from the results
   store of book builds (``_build/work/default`` after ``make book`` with the
   real split present; with several folders, each method comes from the first
-  that has it at that dataset's scale (read from the folder's ``recipe.json``;
-  each scale is a table of its own), e.g. the preset from a new build and the split's costly runs
-  from an earlier one, each row naming its build's commit): every baseline, each model with cross-entropy and with the
-  recommended loss, on each preset and its real data (:data:`DATASETS`), as
+  that has it at that dataset's scale (read from the folder's
+  ``recipe.json``; each scale is a table of its own), e.g. the preset from a
+  new build and the split's costly runs from an earlier one, each row naming
+  its build's commit): every baseline, each model with cross-entropy and with
+  the recommended loss, on each preset and its real data (:data:`DATASETS`), as
   mean MRR@20 and P@20 over the seeds stored, and each as a ratio to
   V-SKNN's. Writes ``calibration.csv``; the data chapter
   (``notebooks/00-data.ipynb``) shows one table per pair. With ``--keep``,
