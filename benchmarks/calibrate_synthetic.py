@@ -77,8 +77,7 @@ from srs_core.publish.book import load_profile  # noqa: E402
 from srs_core.results import atomic_write_bytes  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_order import (COMMIT_FILE, commit, data_scale, machine, method, order_table,  # noqa: E402,F401
-                               with_kept, with_scales)
+from calibration_order import COMMIT_FILE, commit, machine, order_table, with_kept, with_scales  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results"
 RATES = (0.001, 0.003, 0.005, 0.01, 0.02)

@@ -62,7 +62,7 @@ def order_table(works: list[Path]) -> pd.DataFrame:
         runs = runs[runs.dataset.isin(DATASETS)].copy()
         runs["method"] = [method(r) for r in runs.itertuples()]
         runs = runs.dropna(subset=["method"])
-        runs["scale"] = runs.dataset.map(lambda name: data_scale(work, name))
+        runs["scale"] = runs.dataset.map({name: data_scale(work, name) for name in runs.dataset.unique()})
         key = list(zip(runs.dataset, runs.scale, runs.method))
         runs = runs[[k not in seen for k in key]]
         seen |= set(key)

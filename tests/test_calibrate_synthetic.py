@@ -10,6 +10,7 @@ SPEC = importlib.util.spec_from_file_location(
     "calibrate_synthetic", Path(__file__).parents[1] / "benchmarks" / "calibrate_synthetic.py")
 calib = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(calib)
+order = sys.modules["calibration_order"]  # the order table's part, which the script imports
 
 
 def _rows(dataset, commit, methods=("popularity", "vsknn"), scale=1.0):
@@ -22,7 +23,7 @@ def test_an_earlier_tables_datasets_stay_only_where_no_build_has_them():
     new = pd.concat([_rows("diginetica", "new", scale=0.03), _rows("yoochoose-100k", "new")])
     before = pd.concat([_rows("diginetica", "old", scale=0.03), _rows("diginetica", "old", scale=0.1),
                         _rows("diginetica-srgnn", "old")])
-    merged = calib.with_kept(new, before)
+    merged = order.with_kept(new, before)
     # a preset at another scale is another table: its rows stay beside the new ones at the book's scale
     assert set(zip(merged.dataset, merged.scale, merged.commit)) == {
         ("diginetica", 0.03, "new"), ("yoochoose-100k", 1.0, "new"), ("diginetica", 0.1, "old"),
@@ -34,7 +35,7 @@ def test_a_file_from_before_scales_were_recorded_is_read_at_the_default_profiles
     old = pd.concat([_rows("diginetica", "old"), _rows("yoochoose-1-64", "old"),
                      _rows("diginetica-srgnn", "old")]).drop(columns="scale")
     scales = calib.load_profile("default")["scale"]
-    read = calib.with_scales(old).groupby("dataset").scale.first()
+    read = order.with_scales(old).groupby("dataset").scale.first()
     assert read.to_dict() == {"diginetica": scales["diginetica"], "yoochoose-1-64": scales["yoochoose-1/64"],
                               "diginetica-srgnn": 1.0}
 
@@ -51,11 +52,11 @@ def test_the_order_table_keeps_each_scale_of_a_preset_apart(tmp_path, monkeypatc
         works[work] = pd.DataFrame({"dataset": "diginetica", "kind": "baseline", "model": ["popularity", "vsknn"],
                                     "mrr_at_20": mrr, "p_at_20": 0.3, "seed": 0, "epochs_run": 0, "n_items": 10})
     monkeypatch.setattr(ex, "all_results", lambda work: works[Path(work)])
-    monkeypatch.setattr(sys.modules[calib.order_table.__module__], "commit", lambda where=None: "abc1234")
-    table = calib.order_table(list(works)).set_index(["scale", "method"])
+    monkeypatch.setattr(order, "commit", lambda where=None: "abc1234")
+    table = order.order_table(list(works)).set_index(["scale", "method"])
     assert table.loc[(0.03, "vsknn"), "mrr_at_20"] == 0.2 and table.loc[(0.1, "vsknn"), "mrr_at_20"] == 0.25
     assert table.loc[(0.1, "popularity"), "ratio_to_vsknn"] == pytest.approx(0.04)  # over its own scale's V-SKNN
-    assert calib.data_scale(tmp_path / "nowhere", "diginetica") == 1.0
+    assert order.data_scale(tmp_path / "nowhere", "diginetica") == 1.0
 
 
 def test_train_makes_the_named_presets_at_the_scale_given(monkeypatch, tmp_path):
